@@ -1,0 +1,159 @@
+"""Types shared by every kind: label selectors, conditions, enforcement modes, the resource base."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "finops.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+CATEGORY = "finops"
+
+
+class ApiModel(BaseModel):
+    """Base of every API object: camelCase on the wire, field docstrings become schema descriptions."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """Serialise as the API server stores it: camelCase, unset optionals omitted."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class EnforcementMode(StrEnum):
+    """How a policy acts on what it finds."""
+
+    ENFORCE = "Enforce"
+    DRY_RUN = "DryRun"
+    WARN = "Warn"
+
+
+class LabelSelectorRequirement(ApiModel):
+    """One requirement of a label selector, as in Kubernetes' metav1.LabelSelectorRequirement."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.operator in ['In', 'NotIn'] ? "
+                    "(has(self.values) && size(self.values) > 0) : "
+                    "(!has(self.values) || size(self.values) == 0)",
+                    "message": "values must be non-empty for In and NotIn, and empty for Exists and "
+                    "DoesNotExist",
+                }
+            ]
+        }
+    )
+
+    key: str = Field(min_length=1, max_length=317)
+    """The label key the requirement applies to."""
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    """In, NotIn, Exists or DoesNotExist."""
+    values: list[str] = Field(default_factory=list, max_length=64)
+    """Values for In and NotIn; must be empty for Exists and DoesNotExist."""
+
+
+class LabelSelector(ApiModel):
+    """A Kubernetes label selector. An empty selector selects everything in scope."""
+
+    match_labels: dict[str, str] = Field(default_factory=dict)
+    """Labels that must all be present with these exact values."""
+    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list, max_length=32)
+    """Set-based requirements that must all hold."""
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(ApiModel):
+    """A Kubernetes-style condition (metav1.Condition)."""
+
+    type: str = Field(max_length=316)
+    """CamelCase condition type, e.g. Ready or BudgetExceeded."""
+    status: ConditionStatus
+    """True, False or Unknown."""
+    reason: str = Field(max_length=1024)
+    """CamelCase programmatic reason for the last transition."""
+    message: str = Field(default="", max_length=32768)
+    """Human-readable details."""
+    last_transition_time: datetime
+    """When the status last changed (not when it was last checked)."""
+    observed_generation: int = Field(default=0, ge=0)
+    """The .metadata.generation the condition was computed from."""
+
+
+ConditionList = Annotated[
+    list[Condition],
+    Field(
+        default_factory=list,
+        max_length=32,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    ),
+]
+"""Conditions keyed by type, so server-side apply and strategic merges treat them as a map."""
+
+
+class ObjectReference(ApiModel):
+    """A reference to an object in the same namespace."""
+
+    name: str = Field(min_length=1, max_length=253)
+    """Name of the referenced object."""
+
+
+class SecretKeyReference(ApiModel):
+    """A key within a Secret in the same namespace."""
+
+    name: str = Field(min_length=1, max_length=253)
+    """Name of the Secret."""
+    key: str = Field(default="url", min_length=1, max_length=253)
+    """Key within the Secret."""
+
+
+class PrinterColumn(BaseModel):
+    """An additionalPrinterColumns entry, declared beside the model it describes."""
+
+    name: str
+    json_path: str
+    type: Literal["string", "integer", "number", "boolean", "date"] = "string"
+    description: str = ""
+    priority: int = 0
+
+
+class ResourceMeta(BaseModel):
+    """CRD facts about a kind that are not part of its schema."""
+
+    kind: str
+    plural: str
+    singular: str
+    short_names: list[str]
+    scope: Literal["Namespaced", "Cluster"]
+    printer_columns: list[PrinterColumn]
+    spec_validations: list[dict[str, str]] = Field(default_factory=list)
+
+
+def ready_column() -> PrinterColumn:
+    return PrinterColumn(name="Ready", json_path='.status.conditions[?(@.type=="Ready")].status')
+
+
+def age_column() -> PrinterColumn:
+    return PrinterColumn(name="Age", json_path=".metadata.creationTimestamp", type="date")
+
+
+class CustomResource(ApiModel):
+    """Shape shared by the three kinds; subclasses set ``meta`` and narrow spec/status."""
+
+    meta: ClassVar[ResourceMeta]

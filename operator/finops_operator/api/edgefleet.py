@@ -1,0 +1,171 @@
+"""EdgeFleet: one model workload per edge site, rolled out in waves with automatic rollback."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import ConfigDict, Field
+
+from finops_operator.api.common import (
+    ApiModel,
+    ConditionList,
+    CustomResource,
+    LabelSelector,
+    ObjectReference,
+    PrinterColumn,
+    ResourceMeta,
+    age_column,
+    ready_column,
+)
+
+SITE_LABEL = "finops.dev/site"
+
+_PRESERVE = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+
+
+class HardwareProfile(ApiModel):
+    """Overrides for sites whose nodes carry particular labels (e.g. NPU vs GPU sites)."""
+
+    name: str = Field(min_length=1, max_length=63)
+    """Profile name, reported per site."""
+    node_labels: dict[str, str]
+    """Labels a site's nodes must all carry for the profile to apply."""
+    image: str | None = Field(default=None, min_length=1, max_length=1024)
+    """Image for the first container instead of the template's."""
+    resources: dict[str, Any] | None = Field(default=None, json_schema_extra=_PRESERVE)
+    """Resources (requests/limits) for the first container instead of the template's."""
+
+
+class Rollout(ApiModel):
+    """How a new revision reaches the sites."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self.wavePercents.isSorted()", "message": "wavePercents must be increasing"},
+                {"rule": "self.wavePercents[size(self.wavePercents) - 1] == 100",
+                 "message": "the last wave must be 100 (every site)"},
+            ]
+        }
+    )
+
+    wave_percents: list[int] = Field(
+        default_factory=lambda: [10, 50, 100],
+        min_length=1,
+        max_length=20,
+        json_schema_extra={"items": {"type": "integer", "minimum": 1, "maximum": 100},
+                           "x-kubernetes-list-type": "set"},
+    )
+    """Cumulative share of sites updated by the end of each wave; the last must be 100."""
+    soak_seconds: int = Field(default=300, ge=0, le=86400)
+    """How long updated sites must stay Ready before the next wave starts."""
+    wave_timeout_seconds: int = Field(default=1800, ge=30, le=604800)
+    """How long a wave's sites may take to become Ready before they count as failed."""
+    max_failed_sites_percent: int = Field(default=20, ge=0, le=100)
+    """Roll back when more than this share of a wave's sites fail."""
+    health_query: str | None = Field(default=None, min_length=1, max_length=4096)
+    """Optional PromQL that must return a non-zero value for the wave to pass."""
+    paused: bool = False
+    """Hold the rollout where it is until set back to false."""
+
+
+class OfflineTolerance(ApiModel):
+    """How sites whose nodes are NotReady are treated."""
+
+    max_offline_sites_percent: int = Field(default=30, ge=0, le=100)
+    """Offline sites up to this share of a wave do not block it; they catch up when back."""
+
+
+class EdgeFleetSpec(ApiModel):
+    """The fleet of sites and the model workload every site runs."""
+
+    node_selector: LabelSelector
+    """Nodes that belong to the fleet."""
+    site_label: str = Field(default=SITE_LABEL, min_length=1, max_length=317)
+    """Node label whose value names the site a node belongs to."""
+    model_version: str = Field(min_length=1, max_length=128)
+    """Version of the model every site should run; changing it starts a rollout."""
+    replicas_per_site: int = Field(default=1, ge=0, le=1000)
+    """Pods per site."""
+    template: dict[str, Any] = Field(json_schema_extra=_PRESERVE)
+    """Pod template (metadata and spec) of the site workload."""
+    hardware_profiles: list[HardwareProfile] = Field(default_factory=list, max_length=16)
+    """Per-hardware overrides, first match wins."""
+    rollout: Rollout = Field(default_factory=Rollout)
+    """Wave-based rollout settings."""
+    offline_tolerance: OfflineTolerance = Field(default_factory=OfflineTolerance)
+    """Offline site handling."""
+    revision_history_limit: int = Field(default=10, ge=1, le=100)
+    """Number of previous revisions kept for rollback."""
+    fin_ops_policy_ref: ObjectReference | None = Field(default=None, alias="finOpsPolicyRef")
+    """FinOpsPolicy that should govern the site workloads (they get its selector's labels)."""
+
+
+class RevisionRecord(ApiModel):
+    """A revision the fleet has rolled out."""
+
+    revision: str
+    """Hash of the model version and template."""
+    model_version: str
+    """Model version of that revision."""
+    created: datetime
+    """When the revision was first seen."""
+
+
+class EdgeFleetStatus(ApiModel):
+    """Rollout progress and site health."""
+
+    model_config = ConfigDict(frozen=False)
+
+    observed_generation: int = 0
+    """The .metadata.generation last acted on."""
+    conditions: ConditionList
+    """Ready, Progressing and Degraded."""
+    current_revision: str | None = None
+    """Revision every site is meant to run when the rollout completes."""
+    stable_revision: str | None = None
+    """Last revision that completed on every online site (rollback target)."""
+    current_wave: int = 0
+    """Index (1-based) of the wave in progress; 0 when idle."""
+    sites_total: int = 0
+    """Sites discovered."""
+    sites_updated: int = 0
+    """Sites on currentRevision."""
+    sites_ready: int = 0
+    """Sites whose workload is Ready."""
+    sites_offline: int = 0
+    """Sites whose nodes are all NotReady."""
+    sites_failed: int = 0
+    """Sites that failed the current wave."""
+    revisions: list[RevisionRecord] = Field(default_factory=list, max_length=100)
+    """Revision history, newest first (bounded by revisionHistoryLimit)."""
+    last_rollback_reason: str | None = None
+    """Why the last automatic rollback happened."""
+
+
+class EdgeFleet(CustomResource):
+    """An EdgeFleet object as stored by the API server."""
+
+    meta: ClassVar[ResourceMeta] = ResourceMeta(
+        kind="EdgeFleet",
+        plural="edgefleets",
+        singular="edgefleet",
+        short_names=["ef"],
+        scope="Namespaced",
+        printer_columns=[
+            PrinterColumn(name="Model", json_path=".spec.modelVersion"),
+            PrinterColumn(name="Sites", json_path=".status.sitesTotal", type="integer"),
+            PrinterColumn(name="Updated", json_path=".status.sitesUpdated", type="integer"),
+            PrinterColumn(name="Offline", json_path=".status.sitesOffline", type="integer"),
+            PrinterColumn(name="Wave", json_path=".status.currentWave", type="integer"),
+            ready_column(),
+            age_column(),
+        ],
+    )
+
+    api_version: Literal["finops.dev/v1alpha1"] = "finops.dev/v1alpha1"
+    kind: Literal["EdgeFleet"] = "EdgeFleet"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: EdgeFleetSpec
+    status: EdgeFleetStatus | None = None

@@ -1,0 +1,304 @@
+"""FinOpsPolicy: GPU-hour and cost budgets, per-workload caps, idle shutdown, autoscale bounds and
+alerting for the Deployments it selects in its namespace."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+
+from pydantic import ConfigDict, Field
+
+from finops_operator.api.common import (
+    ApiModel,
+    ConditionList,
+    CustomResource,
+    EnforcementMode,
+    LabelSelector,
+    PrinterColumn,
+    ResourceMeta,
+    SecretKeyReference,
+    age_column,
+    ready_column,
+)
+
+
+class BudgetAction(StrEnum):
+    """What happens to governed workloads once a daily budget is used up."""
+
+    SCALE_TO_MIN = "ScaleToMin"
+    SCALE_TO_ZERO = "ScaleToZero"
+    BLOCK_SCALE_UP = "BlockScaleUp"
+    ALERT_ONLY = "AlertOnly"
+
+
+class CostLimits(ApiModel):
+    """Daily budgets and per-workload resource caps."""
+
+    daily_gpu_hours: float | None = Field(default=None, alias="dailyGPUHours", ge=0)
+    """Maximum GPU-hours per budget window for all selected workloads together."""
+    daily_cost: float | None = Field(default=None, ge=0)
+    """Maximum cost per budget window (in spec.pricing.currency); needs spec.pricing."""
+    max_cpu_cores: float | None = Field(default=None, alias="maxCPUCores", gt=0)
+    """Maximum CPU cores (sum of container limits, else requests) per pod."""
+    max_memory_gb: float | None = Field(default=None, alias="maxMemoryGB", gt=0)
+    """Maximum memory in GB (10^9 bytes; sum of container limits, else requests) per pod."""
+    max_gpus_per_pod: int | None = Field(default=None, alias="maxGPUsPerPod", ge=0, le=64)
+    """Maximum nvidia.com/gpu per pod."""
+    budget_action: BudgetAction = BudgetAction.SCALE_TO_MIN
+    """Action once a daily budget is used up: ScaleToMin, ScaleToZero, BlockScaleUp or AlertOnly."""
+    alert_thresholds_percent: list[int] = Field(
+        default_factory=lambda: [80, 100],
+        min_length=1,
+        max_length=10,
+        json_schema_extra={"items": {"type": "integer", "minimum": 1, "maximum": 100}},
+    )
+    """Budget-use percentages that raise an Event and an alert, once per window each."""
+
+
+class BudgetWindow(ApiModel):
+    """The daily window budgets are counted in."""
+
+    time_zone: str = Field(default="UTC", min_length=1, max_length=64)
+    """IANA time zone of the window, e.g. Europe/Paris."""
+    reset_time: str = Field(default="00:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    """Local wall-clock time (HH:MM) at which the window resets."""
+
+
+class Pricing(ApiModel):
+    """Prices used to turn GPU-hours into cost."""
+
+    gpu_hourly_rate: float = Field(alias="gpuHourlyRate", ge=0)
+    """Default price of one GPU for one hour."""
+    gpu_product_rates: dict[str, float] = Field(default_factory=dict, alias="gpuProductRates")
+    """Per-product prices keyed by the node's nvidia.com/gpu.product label; others use gpuHourlyRate."""
+    currency: str = Field(default="USD", min_length=3, max_length=3)
+    """ISO 4217 currency code, for display."""
+
+
+class OptimizationRules(ApiModel):
+    """Idle shutdown and model hygiene rules."""
+
+    idle_shutdown_threshold_minutes: int | None = Field(default=None, ge=1, le=10080)
+    """Scale a workload to zero after its GPUs stayed below idleGPUUtilizationPercent this long."""
+    idle_gpu_utilization_percent: float = Field(default=5, alias="idleGPUUtilizationPercent", ge=0, le=100)
+    """GPU utilisation (percent) below which a workload counts as idle."""
+    model_quantization_required: bool = False
+    """Require workloads to declare a quantized model (label finops.dev/model-quantization)."""
+
+
+class AutoScale(ApiModel):
+    """Bounds for the HorizontalPodAutoscaler the operator owns for each governed Deployment."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self.minReplicas <= self.maxReplicas", "message": "minReplicas must be <= maxReplicas"}
+            ]
+        }
+    )
+
+    min_replicas: int = Field(default=1, ge=1, le=10000)
+    """Lower bound of the HPA."""
+    max_replicas: int = Field(ge=1, le=10000)
+    """Upper bound of the HPA."""
+    cpu_utilization_percentage: int = Field(default=70, alias="cpuUtilizationPercentage", ge=1, le=100)
+    """Target average CPU utilisation of the HPA."""
+
+
+class ForecastModel(StrEnum):
+    AUTO = "auto"
+    HOLT_WINTERS = "holtWinters"
+    SARIMAX = "sarimax"
+    SEASONAL_NAIVE = "seasonalNaive"
+
+
+class PredictiveScaling(ApiModel):
+    """Forecast-driven floor for the HPA: raise minReplicas before predicted demand arrives."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!self.enabled || (has(self.demandQuery) && has(self.targetPerReplica))",
+                    "message": "demandQuery and targetPerReplica are required when predictive scaling is enabled",
+                }
+            ]
+        }
+    )
+
+    enabled: bool = False
+    """Turn predictive scaling on."""
+    demand_query: str | None = Field(default=None, min_length=1, max_length=4096)
+    """PromQL returning one demand series for the workload (e.g. requests/s)."""
+    target_per_replica: float | None = Field(default=None, gt=0)
+    """Demand one replica serves at its target load."""
+    horizon_minutes: int = Field(default=60, ge=5, le=10080)
+    """How far ahead to forecast."""
+    lead_time_minutes: int = Field(default=10, ge=0, le=1440)
+    """Start-up delay (model loading) to provision ahead by."""
+    model: ForecastModel = ForecastModel.AUTO
+    """auto, holtWinters, sarimax or seasonalNaive."""
+    quantile: float = Field(default=0.9, ge=0.5, le=0.999)
+    """Forecast quantile replicas are sized on."""
+    minimum_history_hours: int = Field(default=48, ge=1, le=2160)
+    """Below this much history the forecaster refuses instead of guessing."""
+
+
+class Severity(StrEnum):
+    INFO = "INFO"
+    WARNING = "WARNING"
+    CRITICAL = "CRITICAL"
+
+
+class AlertRoute(ApiModel):
+    """Who hears about one kind of event, and how loudly."""
+
+    severity: Severity = Severity.WARNING
+    """INFO, WARNING or CRITICAL."""
+    recipient_group: str = Field(min_length=1, max_length=253)
+    """Team or group to notify, carried on Events and alerts."""
+
+
+class Alerting(ApiModel):
+    """Alert routing per event, plus an optional Alertmanager-compatible webhook."""
+
+    threshold_exceeded: AlertRoute | None = None
+    """A budget threshold (alertThresholdsPercent) was crossed."""
+    budget_exhausted: AlertRoute | None = None
+    """A daily budget was used up and budgetAction applied."""
+    idle_shutdown: AlertRoute | None = None
+    """A workload was scaled to zero for being idle, or woken."""
+    cap_violation: AlertRoute | None = None
+    """A workload breaks a per-workload cap."""
+    webhook_secret_ref: SecretKeyReference | None = None
+    """Secret key holding a URL that receives alerts in Alertmanager's webhook JSON format."""
+
+
+class FinOpsPolicySpec(ApiModel):
+    """Desired guardrails for the Deployments selected in this namespace."""
+
+    target_workload_selector: LabelSelector
+    """Selects the Deployments in this namespace that the policy governs."""
+    enforcement_mode: EnforcementMode = EnforcementMode.ENFORCE
+    """Enforce acts, DryRun only reports what it would do, Warn reports and warns."""
+    cost_limits: CostLimits | None = None
+    """Daily budgets and per-workload caps."""
+    budget_window: BudgetWindow = Field(default_factory=BudgetWindow)
+    """When the daily budget window starts, and in which time zone."""
+    pricing: Pricing | None = None
+    """Prices per GPU-hour."""
+    optimization_rules: OptimizationRules | None = None
+    """Idle shutdown and model hygiene."""
+    auto_scale: AutoScale | None = None
+    """HPA bounds for each governed Deployment."""
+    predictive_scaling: PredictiveScaling | None = None
+    """Forecast-driven minimum replicas."""
+    alerting: Alerting | None = None
+    """Alert routing."""
+
+
+class WorkloadState(StrEnum):
+    ACTIVE = "Active"
+    IDLE_SCALED_DOWN = "IdleScaledDown"
+    BUDGET_SCALED_DOWN = "BudgetScaledDown"
+    CONFLICT = "Conflict"
+
+
+class WorkloadStatus(ApiModel):
+    """What the policy knows about one governed Deployment."""
+
+    name: str
+    """Deployment name."""
+    state: WorkloadState = WorkloadState.ACTIVE
+    """Active, IdleScaledDown, BudgetScaledDown or Conflict."""
+    gpus_per_pod: int = Field(default=0, alias="gpusPerPod", ge=0)
+    """GPUs each pod requests."""
+    gpu_hours: float = Field(default=0, alias="gpuHours", ge=0)
+    """GPU-hours this workload used in the current window."""
+    idle_since: datetime | None = None
+    """When its GPUs were first seen below the idle threshold (unset when busy or unknown)."""
+
+
+class Violation(ApiModel):
+    """A governed workload that breaks a per-workload cap."""
+
+    name: str
+    """Deployment name."""
+    rule: str
+    """The cap broken, e.g. maxGPUsPerPod."""
+    message: str
+    """What was found against what is allowed."""
+
+
+class FinOpsPolicyStatus(ApiModel):
+    """Observed state: the GPU-hour ledger of the current window, budget use and workload findings."""
+
+    model_config = ConfigDict(frozen=False)
+
+    observed_generation: int = 0
+    """The .metadata.generation last acted on."""
+    conditions: ConditionList
+    """Ready, BudgetExceeded, Idle, Conflict, MetricsAvailable and PredictionReady."""
+    window_start: datetime | None = None
+    """Start of the current budget window."""
+    window_end: datetime | None = None
+    """End of the current budget window (next reset)."""
+    gpu_hours_used: float = Field(default=0, alias="gpuHoursUsed")
+    """GPU-hours used in the current window by governed workloads."""
+    gpu_hours_remaining: float | None = Field(default=None, alias="gpuHoursRemaining")
+    """dailyGPUHours minus gpuHoursUsed (unset without a GPU-hour budget)."""
+    cost_used: float = 0
+    """Cost of gpuHoursUsed at spec.pricing."""
+    budget_used_percent: int = 0
+    """Highest use of any daily budget, in percent (may exceed 100)."""
+    projected_exhaustion_time: datetime | None = None
+    """When the budget runs out at the current burn rate (unset if not within the window)."""
+    ledger_time: datetime | None = None
+    """Time up to which GPU-hours have been accounted."""
+    governed_workloads: int = 0
+    """Number of Deployments this policy governs."""
+    idle_workloads: int = 0
+    """Number of governed Deployments currently idle."""
+    thresholds_notified: list[int] = Field(default_factory=list)
+    """Budget thresholds already announced in this window (so each fires once)."""
+    workloads: list[WorkloadStatus] = Field(default_factory=list, max_length=500)
+    """Per-workload details (capped)."""
+    violations: list[Violation] = Field(default_factory=list, max_length=100)
+    """Workloads breaking per-workload caps (capped; see violationCount)."""
+    violation_count: int = 0
+    """Total number of cap violations."""
+
+
+class FinOpsPolicy(CustomResource):
+    """A FinOpsPolicy object as stored by the API server."""
+
+    meta: ClassVar[ResourceMeta] = ResourceMeta(
+        kind="FinOpsPolicy",
+        plural="finopspolicies",
+        singular="finopspolicy",
+        short_names=["fop"],
+        scope="Namespaced",
+        printer_columns=[
+            PrinterColumn(name="Mode", json_path=".spec.enforcementMode"),
+            PrinterColumn(name="Budget-Used", json_path=".status.budgetUsedPercent", type="integer",
+                          description="Highest use of any daily budget, in percent"),
+            PrinterColumn(name="GPU-Hours", json_path=".status.gpuHoursUsed", type="number"),
+            PrinterColumn(name="Workloads", json_path=".status.governedWorkloads", type="integer"),
+            PrinterColumn(name="Idle", json_path=".status.idleWorkloads", type="integer", priority=1),
+            ready_column(),
+            age_column(),
+        ],
+        spec_validations=[
+            {
+                "rule": "!has(self.costLimits) || !has(self.costLimits.dailyCost) || has(self.pricing)",
+                "message": "costLimits.dailyCost needs spec.pricing to turn GPU-hours into cost",
+            }
+        ],
+    )
+
+    api_version: Literal["finops.dev/v1alpha1"] = "finops.dev/v1alpha1"
+    kind: Literal["FinOpsPolicy"] = "FinOpsPolicy"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: FinOpsPolicySpec
+    status: FinOpsPolicyStatus | None = None

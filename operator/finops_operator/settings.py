@@ -1,0 +1,69 @@
+"""Operator settings from environment (FINOPS_*) and command-line flags, validated at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AnyHttpUrl, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the operator reads from its environment. Flags override environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="FINOPS_", extra="forbid", frozen=True)
+
+    namespaces: list[str] = Field(default_factory=list)
+    """Namespaces to watch for namespaced kinds; empty means cluster-wide."""
+    prometheus_url: AnyHttpUrl | None = None
+    """Prometheus base URL for GPU utilisation and demand history; unset disables metric-driven features."""
+    gpu_utilization_query: str = 'avg by (namespace, pod) (DCGM_FI_DEV_GPU_UTIL{namespace="$namespace"})'
+    """PromQL for per-pod GPU utilisation (percent). $namespace is substituted per policy."""
+    sample_interval_seconds: float = Field(default=60, ge=1, le=3600)
+    """How often GPU-hours are accounted and policies re-evaluated."""
+    metrics_port: int = Field(default=8080, ge=0, le=65535)
+    """Port of the operator's own Prometheus metrics (0 disables)."""
+    health_port: int = Field(default=8081, ge=0, le=65535)
+    """Port of the liveness endpoint (0 disables)."""
+    webhook_enabled: bool = False
+    """Serve the validating admission webhook."""
+    webhook_host: str = "127.0.0.1"
+    """Address the webhook listens on (0.0.0.0 in a cluster)."""
+    webhook_port: int = Field(default=9443, ge=1, le=65535)
+    """Port the webhook listens on."""
+    webhook_cert_dir: Path | None = None
+    """Directory with tls.crt and tls.key (and ca.crt); unset generates a self-signed pair (local only)."""
+    webhook_service: str | None = None
+    """Service name/namespace ("name.namespace") the API server reaches the webhook through; unset uses
+    the host/port URL, which only works for a local API server."""
+    webhook_failure_policy: Literal["Fail", "Ignore"] = "Fail"
+    """What the API server does when the webhook is unreachable (see docs/ADMISSION.md)."""
+    standalone: bool = True
+    """Run without Kopf peering (a single replica, or leader election by Deployment strategy)."""
+    log_format: Literal["plain", "full", "json"] = "plain"
+    """Kopf log format."""
+
+    @model_validator(mode="after")
+    def _webhook_needs_a_route(self) -> Settings:
+        if self.webhook_enabled and self.webhook_service and "." not in self.webhook_service:
+            raise ValueError("webhook_service must be 'name.namespace'")
+        return self
+
+
+class SettingsError(ValueError):
+    """Raised with one readable line per invalid setting."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment plus explicit overrides (flags); errors name the variable."""
+    clean = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**clean)  # type: ignore[arg-type]
+    except ValidationError as error:
+        lines = []
+        for problem in error.errors():
+            name = ".".join(str(part) for part in problem["loc"]) or "settings"
+            env = f"FINOPS_{name.upper()}" if problem["loc"] else ""
+            lines.append(f"{name}{f' ({env})' if env else ''}: {problem['msg']}")
+        raise SettingsError("invalid operator settings:\n  " + "\n  ".join(lines)) from None

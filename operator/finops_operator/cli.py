@@ -1,0 +1,136 @@
+"""The ``finops`` command: run the operator, generate CRDs, and drive the local dev cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from finops_operator import __version__
+from finops_operator.crdgen import stale_crds, write_crds
+from finops_operator.devcluster.binaries import BuildError, ensure_binaries
+from finops_operator.devcluster.cluster import ClusterError, LocalCluster, default_cluster_dir
+from finops_operator.settings import SettingsError, load_settings
+
+app = typer.Typer(help="FinOps and data-sovereignty guardrails for GPU/AI workloads.", no_args_is_help=True)
+dev_app = typer.Typer(help="Local development helpers.", no_args_is_help=True)
+cluster_app = typer.Typer(help="A real local control plane (etcd, kube-apiserver, controller-manager, "
+                               "scheduler, kwok) on 127.0.0.1.", no_args_is_help=True)
+app.add_typer(dev_app, name="dev")
+dev_app.add_typer(cluster_app, name="cluster")
+
+ClusterDir = Annotated[Path, typer.Option("--dir", help="Cluster state directory.",
+                                          envvar="FINOPS_DEV_CLUSTER_DIR")]
+
+
+def _say(message: str) -> None:
+    typer.echo(f"[finops dev] {message}", err=True)
+
+
+@app.command()
+def version() -> None:
+    """Print the operator version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def run(
+    namespace: Annotated[list[str] | None, typer.Option("--namespace", "-n",
+                                                        help="Watch only these namespaces.")] = None,
+    prometheus_url: Annotated[str | None, typer.Option(help="Prometheus base URL.")] = None,
+    sample_interval: Annotated[float | None, typer.Option(help="Seconds between accounting samples.")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Port for /metrics (0 disables).")] = None,
+    health_port: Annotated[int | None, typer.Option(help="Port for /healthz (0 disables).")] = None,
+    webhook: Annotated[bool | None, typer.Option("--webhook/--no-webhook",
+                                                 help="Serve the admission webhook.")] = None,
+    webhook_port: Annotated[int | None, typer.Option(help="Webhook port.")] = None,
+) -> None:
+    """Run the operator (settings from FINOPS_* environment variables, overridden by flags)."""
+    try:
+        settings = load_settings(
+            namespaces=namespace or None,
+            prometheus_url=prometheus_url,
+            sample_interval_seconds=sample_interval,
+            metrics_port=metrics_port,
+            health_port=health_port,
+            webhook_enabled=webhook,
+            webhook_port=webhook_port,
+        )
+    except SettingsError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(2) from None
+    from finops_operator.main import run_operator  # Kopf is imported only when running
+
+    asyncio.run(run_operator(settings))
+
+
+@app.command()
+def crds(
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where to write the CRDs.")] = Path("crds"),
+    check: Annotated[bool, typer.Option("--check", help="Fail if the files differ from the models.")] = False,
+) -> None:
+    """Generate crds/*.yaml from the pydantic models (or verify them with --check)."""
+    if check:
+        stale = stale_crds(output_dir)
+        if stale:
+            typer.echo(f"out of date: {', '.join(stale)}; run `finops crds`", err=True)
+            raise typer.Exit(1)
+        typer.echo("CRDs are up to date")
+        return
+    for path in write_crds(output_dir):
+        typer.echo(f"wrote {path}")
+
+
+@dev_app.command("binaries")
+def dev_binaries() -> None:
+    """Find or build the control-plane binaries and print their paths as JSON."""
+    try:
+        typer.echo(json.dumps(ensure_binaries(_say).as_dict(), indent=2))
+    except BuildError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from None
+
+
+@cluster_app.command("up")
+def cluster_up(directory: ClusterDir = default_cluster_dir()) -> None:
+    """Start the control plane with simulated GPU and edge nodes (idempotent)."""
+    try:
+        state = LocalCluster(directory, _say).up()
+    except (BuildError, ClusterError) as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"export KUBECONFIG={state.kubeconfig}")
+
+
+@cluster_app.command("down")
+def cluster_down(directory: ClusterDir = default_cluster_dir()) -> None:
+    """Stop every process of the control plane and delete its state."""
+    LocalCluster(directory, _say).down()
+
+
+@cluster_app.command("env")
+def cluster_env(directory: ClusterDir = default_cluster_dir()) -> None:
+    """Print the shell line that points kubectl at the local cluster."""
+    cluster = LocalCluster(directory)
+    if cluster.state is None:
+        typer.echo("no local cluster; run `finops dev cluster up`", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"export KUBECONFIG={cluster.state.kubeconfig}")
+
+
+@cluster_app.command("status")
+def cluster_status(directory: ClusterDir = default_cluster_dir()) -> None:
+    """Say whether the local cluster is running."""
+    cluster = LocalCluster(directory)
+    running = cluster.is_running()
+    typer.echo("running" if running else "not running")
+    raise typer.Exit(0 if running else 1)
+
+
+def main() -> None:
+    app(prog_name=os.path.basename(sys.argv[0]) or "finops")

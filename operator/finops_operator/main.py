@@ -1,0 +1,68 @@
+"""Kopf registration and start-up: everything the operator wires together before it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from finops_operator import metrics
+from finops_operator.handlers import finopspolicy
+from finops_operator.settings import Settings
+
+ANNOTATION_PREFIX = "finops.dev"
+FINALIZER = "finops.dev/finalizer"
+
+
+def build_registry(settings: Settings) -> kopf.OperatorRegistry:
+    """A registry holding every handler of the operator, configured from ``settings``."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(id="configure_kopf", registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure_kopf(settings)
+
+    @kopf.on.login(id="login", registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        """In-cluster service account first, then KUBECONFIG (a custom registry has no default)."""
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    finopspolicy.register(registry, settings)
+    return registry
+
+
+def configure_kopf(kopf_settings: kopf.OperatorSettings) -> None:
+    """Keep Kopf's bookkeeping in our own annotations; never in status (the schema prunes unknown
+    status fields) and never in the spec (Argo CD owns it)."""
+    kopf_settings.persistence.finalizer = FINALIZER
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
+    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
+    )
+    kopf_settings.posting.level = logging.WARNING
+    kopf_settings.watching.server_timeout = 300
+    kopf_settings.watching.client_timeout = 330
+    kopf_settings.networking.request_timeout = 60
+    kopf_settings.execution.max_workers = 8
+
+
+async def run_operator(
+    settings: Settings,
+    stop_flag: asyncio.Event | None = None,
+    ready_flag: asyncio.Event | None = None,
+) -> None:
+    """Run until ``stop_flag`` is set or the process receives SIGINT/SIGTERM."""
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port)
+    await kopf.operator(
+        registry=build_registry(settings),
+        standalone=settings.standalone,
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
+        memo=kopf.Memo(settings=settings),
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -19,13 +18,18 @@ from finops_operator.settings import SettingsError, load_settings
 
 app = typer.Typer(help="FinOps and data-sovereignty guardrails for GPU/AI workloads.", no_args_is_help=True)
 dev_app = typer.Typer(help="Local development helpers.", no_args_is_help=True)
-cluster_app = typer.Typer(help="A real local control plane (etcd, kube-apiserver, controller-manager, "
-                               "scheduler, kwok) on 127.0.0.1.", no_args_is_help=True)
+cluster_app = typer.Typer(
+    help="A real local control plane (etcd, kube-apiserver, controller-manager, "
+    "scheduler, kwok) on 127.0.0.1.",
+    no_args_is_help=True,
+)
 app.add_typer(dev_app, name="dev")
 dev_app.add_typer(cluster_app, name="cluster")
 
-ClusterDir = Annotated[Path, typer.Option("--dir", help="Cluster state directory.",
-                                          envvar="FINOPS_DEV_CLUSTER_DIR")]
+DEFAULT_CLUSTER_DIR = default_cluster_dir()
+ClusterDir = Annotated[
+    Path, typer.Option("--dir", help="Cluster state directory.", envvar="FINOPS_DEV_CLUSTER_DIR")
+]
 
 
 def _say(message: str) -> None:
@@ -40,14 +44,17 @@ def version() -> None:
 
 @app.command()
 def run(
-    namespace: Annotated[list[str] | None, typer.Option("--namespace", "-n",
-                                                        help="Watch only these namespaces.")] = None,
+    *,
+    namespace: Annotated[
+        list[str] | None, typer.Option("--namespace", "-n", help="Watch only these namespaces.")
+    ] = None,
     prometheus_url: Annotated[str | None, typer.Option(help="Prometheus base URL.")] = None,
     sample_interval: Annotated[float | None, typer.Option(help="Seconds between accounting samples.")] = None,
     metrics_port: Annotated[int | None, typer.Option(help="Port for /metrics (0 disables).")] = None,
     health_port: Annotated[int | None, typer.Option(help="Port for /healthz (0 disables).")] = None,
-    webhook: Annotated[bool | None, typer.Option("--webhook/--no-webhook",
-                                                 help="Serve the admission webhook.")] = None,
+    webhook: Annotated[
+        bool | None, typer.Option("--webhook/--no-webhook", help="Serve the admission webhook.")
+    ] = None,
     webhook_port: Annotated[int | None, typer.Option(help="Webhook port.")] = None,
 ) -> None:
     """Run the operator (settings from FINOPS_* environment variables, overridden by flags)."""
@@ -64,14 +71,16 @@ def run(
     except SettingsError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(2) from None
-    from finops_operator.main import run_operator  # Kopf is imported only when running
+    from finops_operator.main import run_operator  # noqa: PLC0415 - Kopf is imported only to run
 
     asyncio.run(run_operator(settings))
 
 
 @app.command()
 def crds(
-    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where to write the CRDs.")] = Path("crds"),
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where to write the CRDs.")] = Path(
+        "crds"
+    ),
     check: Annotated[bool, typer.Option("--check", help="Fail if the files differ from the models.")] = False,
 ) -> None:
     """Generate crds/*.yaml from the pydantic models (or verify them with --check)."""
@@ -97,7 +106,7 @@ def dev_binaries() -> None:
 
 
 @cluster_app.command("up")
-def cluster_up(directory: ClusterDir = default_cluster_dir()) -> None:
+def cluster_up(directory: ClusterDir = DEFAULT_CLUSTER_DIR) -> None:
     """Start the control plane with simulated GPU and edge nodes (idempotent)."""
     try:
         state = LocalCluster(directory, _say).up()
@@ -108,13 +117,13 @@ def cluster_up(directory: ClusterDir = default_cluster_dir()) -> None:
 
 
 @cluster_app.command("down")
-def cluster_down(directory: ClusterDir = default_cluster_dir()) -> None:
+def cluster_down(directory: ClusterDir = DEFAULT_CLUSTER_DIR) -> None:
     """Stop every process of the control plane and delete its state."""
     LocalCluster(directory, _say).down()
 
 
 @cluster_app.command("env")
-def cluster_env(directory: ClusterDir = default_cluster_dir()) -> None:
+def cluster_env(directory: ClusterDir = DEFAULT_CLUSTER_DIR) -> None:
     """Print the shell line that points kubectl at the local cluster."""
     cluster = LocalCluster(directory)
     if cluster.state is None:
@@ -124,7 +133,7 @@ def cluster_env(directory: ClusterDir = default_cluster_dir()) -> None:
 
 
 @cluster_app.command("status")
-def cluster_status(directory: ClusterDir = default_cluster_dir()) -> None:
+def cluster_status(directory: ClusterDir = DEFAULT_CLUSTER_DIR) -> None:
     """Say whether the local cluster is running."""
     cluster = LocalCluster(directory)
     running = cluster.is_running()
@@ -133,4 +142,4 @@ def cluster_status(directory: ClusterDir = default_cluster_dir()) -> None:
 
 
 def main() -> None:
-    app(prog_name=os.path.basename(sys.argv[0]) or "finops")
+    app(prog_name=Path(sys.argv[0]).name or "finops")

@@ -66,10 +66,26 @@ def _strip_defaults(node: Schema) -> Schema:
     return node
 
 
-_KEY_ORDER = ("description", "type", "format", "enum", "default", "minimum", "exclusiveMinimum", "maximum",
-              "exclusiveMaximum", "minLength",
-              "maxLength", "pattern", "minItems", "maxItems", "items", "additionalProperties",
-              "properties", "required")
+_KEY_ORDER = (
+    "description",
+    "type",
+    "format",
+    "enum",
+    "default",
+    "minimum",
+    "exclusiveMinimum",
+    "maximum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "items",
+    "additionalProperties",
+    "properties",
+    "required",
+)
 
 
 def _ordered(node: Schema) -> Schema:

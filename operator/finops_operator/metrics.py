@@ -42,6 +42,6 @@ def forget_policy(namespace: str, policy: str) -> None:
     GOVERNED_WORKLOADS.remove(namespace, policy)
 
 
-def serve(port: int, addr: str = "0.0.0.0", registry: CollectorRegistry = REGISTRY) -> None:  # noqa: S104
+def serve(port: int, addr: str = "0.0.0.0", registry: CollectorRegistry = REGISTRY) -> None:
     """Serve /metrics from a background thread (prometheus_client's own server)."""
     start_http_server(port, addr=addr, registry=registry)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, JsonValue
 
 from finops_operator.api.common import (
     ApiModel,
@@ -21,7 +21,7 @@ from finops_operator.api.common import (
 
 SITE_LABEL = "finops.dev/site"
 
-_PRESERVE = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+_PRESERVE: dict[str, JsonValue] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
 
 
 class HardwareProfile(ApiModel):
@@ -44,8 +44,10 @@ class Rollout(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {"rule": "self.wavePercents.isSorted()", "message": "wavePercents must be increasing"},
-                {"rule": "self.wavePercents[size(self.wavePercents) - 1] == 100",
-                 "message": "the last wave must be 100 (every site)"},
+                {
+                    "rule": "self.wavePercents[size(self.wavePercents) - 1] == 100",
+                    "message": "the last wave must be 100 (every site)",
+                },
             ]
         }
     )
@@ -54,8 +56,10 @@ class Rollout(ApiModel):
         default_factory=lambda: [10, 50, 100],
         min_length=1,
         max_length=20,
-        json_schema_extra={"items": {"type": "integer", "minimum": 1, "maximum": 100},
-                           "x-kubernetes-list-type": "set"},
+        json_schema_extra={
+            "items": {"type": "integer", "minimum": 1, "maximum": 100},
+            "x-kubernetes-list-type": "set",
+        },
     )
     """Cumulative share of sites updated by the end of each wave; the last must be 100."""
     soak_seconds: int = Field(default=300, ge=0, le=86400)

@@ -93,7 +93,10 @@ class AutoScale(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "self.minReplicas <= self.maxReplicas", "message": "minReplicas must be <= maxReplicas"}
+                {
+                    "rule": "self.minReplicas <= self.maxReplicas",
+                    "message": "minReplicas must be <= maxReplicas",
+                }
             ]
         }
     )
@@ -121,7 +124,9 @@ class PredictiveScaling(ApiModel):
             "x-kubernetes-validations": [
                 {
                     "rule": "!self.enabled || (has(self.demandQuery) && has(self.targetPerReplica))",
-                    "message": "demandQuery and targetPerReplica are required when predictive scaling is enabled",
+                    "message": (
+                        "demandQuery and targetPerReplica are required when predictive scaling is enabled"
+                    ),
                 }
             ]
         }
@@ -281,8 +286,12 @@ class FinOpsPolicy(CustomResource):
         scope="Namespaced",
         printer_columns=[
             PrinterColumn(name="Mode", json_path=".spec.enforcementMode"),
-            PrinterColumn(name="Budget-Used", json_path=".status.budgetUsedPercent", type="integer",
-                          description="Highest use of any daily budget, in percent"),
+            PrinterColumn(
+                name="Budget-Used",
+                json_path=".status.budgetUsedPercent",
+                type="integer",
+                description="Highest use of any daily budget, in percent",
+            ),
             PrinterColumn(name="GPU-Hours", json_path=".status.gpuHoursUsed", type="number"),
             PrinterColumn(name="Workloads", json_path=".status.governedWorkloads", type="integer"),
             PrinterColumn(name="Idle", json_path=".status.idleWorkloads", type="integer", priority=1),

@@ -93,7 +93,7 @@ def _path_binary_ok(name: str, path: Path) -> bool:
         except (OSError, subprocess.TimeoutExpired):
             return False
         match = re.search(r"etcd Version: 3\.(\d+)\.(\d+)", out.stdout)
-        return bool(match) and (int(match.group(1)), int(match.group(2))) >= (5, 13)
+        return match is not None and (int(match.group(1)), int(match.group(2))) >= (5, 13)
     return True
 
 
@@ -152,7 +152,12 @@ def _build_kubernetes(names: list[str], progress: Progress) -> None:
     with tempfile.TemporaryDirectory(prefix="finops-k8s-build-") as scratch:
         work = Path(scratch)
         info = json.loads(
-            _run(["go", "mod", "download", "-json", f"k8s.io/kubernetes@{KUBERNETES_VERSION}"], work, env, progress)
+            _run(
+                ["go", "mod", "download", "-json", f"k8s.io/kubernetes@{KUBERNETES_VERSION}"],
+                work,
+                env,
+                progress,
+            )
         )
         gomod = Path(info["GoMod"]).read_text()
         go_directive = re.search(r"^go (\S+)", gomod, re.M)
@@ -190,9 +195,19 @@ def _build_kubernetes(names: list[str], progress: Progress) -> None:
             progress(f"building {name} {KUBERNETES_VERSION} (several minutes on 2 cores)")
             partial = out_dir / f".{name}.partial"
             _run(
-                ["go", "build", "-trimpath", "-ldflags", f"-s -w {ldflags}", "-o", str(partial),
-                 f"k8s.io/kubernetes/cmd/{name}"],
-                work, env, progress,
+                [
+                    "go",
+                    "build",
+                    "-trimpath",
+                    "-ldflags",
+                    f"-s -w {ldflags}",
+                    "-o",
+                    str(partial),
+                    f"k8s.io/kubernetes/cmd/{name}",
+                ],
+                work,
+                env,
+                progress,
             )
             partial.rename(target)
 
@@ -205,14 +220,29 @@ def _build_etcd(progress: Progress) -> None:
         (work / "go.mod").write_text(
             f"module finops.dev/etcd-build\n\ngo 1.23\n\nrequire go.etcd.io/etcd/server/v3 {ETCD_VERSION}\n"
         )
-        (work / "tools.go").write_text('//go:build tools\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n')
+        (work / "tools.go").write_text(
+            '//go:build tools\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n'
+        )
         _run(["go", "mod", "tidy", "-e"], work, env, progress)
         target.parent.mkdir(parents=True, exist_ok=True)
         progress(f"building etcd {ETCD_VERSION}")
         partial = target.parent / ".etcd.partial"
         ldflags = f"-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA={ETCD_VERSION}"
-        _run(["go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(partial), "go.etcd.io/etcd/server/v3"],
-             work, env, progress)
+        _run(
+            [
+                "go",
+                "build",
+                "-trimpath",
+                "-ldflags",
+                ldflags,
+                "-o",
+                str(partial),
+                "go.etcd.io/etcd/server/v3",
+            ],
+            work,
+            env,
+            progress,
+        )
         partial.rename(target)
 
 
@@ -223,8 +253,12 @@ def _build_kwok(progress: Progress) -> None:
     progress(f"building kwok {KWOK_VERSION}")
     env["GOBIN"] = str(target.parent)
     env.pop("GOFLAGS", None)
-    _run(["go", "install", "-trimpath", "-ldflags", "-s -w", f"sigs.k8s.io/kwok/cmd/kwok@{KWOK_VERSION}"],
-         target.parent, env, progress)
+    _run(
+        ["go", "install", "-trimpath", "-ldflags", "-s -w", f"sigs.k8s.io/kwok/cmd/kwok@{KWOK_VERSION}"],
+        target.parent,
+        env,
+        progress,
+    )
 
 
 def ensure_binaries(progress: Progress = _stderr, env: Mapping[str, str] | None = None) -> Binaries:
@@ -233,8 +267,10 @@ def ensure_binaries(progress: Progress = _stderr, env: Mapping[str, str] | None 
     found = {name: locate(name, env) for name in ALL_BINARIES}
     missing = [name for name, path in found.items() if path is None]
     if missing:
-        progress(f"missing binaries {', '.join(missing)}: building from source via the Go module proxy "
-                 f"into {cache_root()} (first time only)")
+        progress(
+            f"missing binaries {', '.join(missing)}: building from source via the Go module proxy "
+            f"into {cache_root()} (first time only)"
+        )
     kubernetes_missing = [name for name in missing if name in KUBERNETES_BINARIES]
     if kubernetes_missing:
         _build_kubernetes(kubernetes_missing, progress)

@@ -99,8 +99,12 @@ def _write_kubeconfig(path: Path, server: str, ca: Path, client: pki.KeyPair) ->
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "finops-dev", "cluster": {"server": server, "certificate-authority": str(ca)}}],
-        "users": [{"name": "admin", "user": {"client-certificate": str(client.cert_path),
-                                             "client-key": str(client.key_path)}}],
+        "users": [
+            {
+                "name": "admin",
+                "user": {"client-certificate": str(client.cert_path), "client-key": str(client.key_path)},
+            }
+        ],
         "contexts": [{"name": "finops-dev", "context": {"cluster": "finops-dev", "user": "admin"}}],
         "current-context": "finops-dev",
     }
@@ -115,6 +119,7 @@ class LocalCluster:
         self.directory = directory
         self.progress: Progress = progress or (lambda message: None)
         self.state: ClusterState | None = ClusterState.load(directory)
+        self._children: dict[int, subprocess.Popen[bytes]] = {}  # started by this process: reaped on down
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -122,7 +127,7 @@ class LocalCluster:
         state = self.state
         if state is None or not state.pids:
             return False
-        return all(_alive(pid) for pid in state.pids.values()) and self._api_ready(state, timeout=2)
+        return all(self._alive(pid) for pid in state.pids.values()) and self._api_ready(state, timeout=2)
 
     def up(self, nodes: Sequence[NodeSpec] | None = None, binaries: Binaries | None = None) -> ClusterState:
         """Start every component (idempotent: an already-running cluster is returned as is)."""
@@ -159,18 +164,23 @@ class LocalCluster:
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _alive(self, pid: int) -> bool:
+        child = self._children.get(pid)
+        return child.poll() is None if child else _alive(pid)
+
     def _stop_process(self, name: str, pid: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
         deadline = time.monotonic() + 15
-        while _alive(pid) and time.monotonic() < deadline:
+        while self._alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(pid):
+        if self._alive(pid):
             self.progress(f"{name} ignored SIGTERM, killing it")
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            while _alive(pid):
+            while self._alive(pid):
                 time.sleep(0.05)
+        self._children.pop(pid, None)
 
     def _spawn(self, state: ClusterState, name: str, argv: list[str]) -> None:
         log = (Path(state.directory) / "logs" / f"{name}.log").open("ab")
@@ -178,6 +188,7 @@ class LocalCluster:
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
         log.close()
+        self._children[process.pid] = process
         state.pids[name] = process.pid
         state.save()
 
@@ -189,70 +200,128 @@ class LocalCluster:
         self.progress("generating certificates")
         ca = pki.make_ca(pki_dir, "cluster-ca")
         serving = pki.issue(
-            ca, pki_dir, "apiserver", common_name="kube-apiserver",
-            dns_names=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                       "kubernetes.default.svc.cluster.local"),
-            ip_addresses=(LOOPBACK, SERVICE_IP), server=True,
+            ca,
+            pki_dir,
+            "apiserver",
+            common_name="kube-apiserver",
+            dns_names=(
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ),
+            ip_addresses=(LOOPBACK, SERVICE_IP),
+            server=True,
         )
-        admin = pki.issue(ca, pki_dir, "admin", common_name="admin", organization="system:masters", client=True)
+        admin = pki.issue(
+            ca, pki_dir, "admin", common_name="admin", organization="system:masters", client=True
+        )
         service_accounts = pki.make_service_account_keys(pki_dir)
         _write_kubeconfig(state.kubeconfig, state.server, ca.cert_path, admin)
 
         self.progress(f"starting etcd on {LOOPBACK}:{state.etcd_port}")
         peer_port = _free_port()
-        self._spawn(state, "etcd", [
-            str(binaries.etcd), "--name=finops-dev", f"--data-dir={root / 'etcd'}",
-            f"--listen-client-urls=http://{LOOPBACK}:{state.etcd_port}",
-            f"--advertise-client-urls=http://{LOOPBACK}:{state.etcd_port}",
-            f"--listen-peer-urls=http://{LOOPBACK}:{peer_port}",
-            f"--initial-advertise-peer-urls=http://{LOOPBACK}:{peer_port}",
-            f"--initial-cluster=finops-dev=http://{LOOPBACK}:{peer_port}",
-            "--unsafe-no-fsync=true", "--quota-backend-bytes=4294967296", "--log-level=warn",
-        ])
+        self._spawn(
+            state,
+            "etcd",
+            [
+                str(binaries.etcd),
+                "--name=finops-dev",
+                f"--data-dir={root / 'etcd'}",
+                f"--listen-client-urls=http://{LOOPBACK}:{state.etcd_port}",
+                f"--advertise-client-urls=http://{LOOPBACK}:{state.etcd_port}",
+                f"--listen-peer-urls=http://{LOOPBACK}:{peer_port}",
+                f"--initial-advertise-peer-urls=http://{LOOPBACK}:{peer_port}",
+                f"--initial-cluster=finops-dev=http://{LOOPBACK}:{peer_port}",
+                "--unsafe-no-fsync=true",
+                "--quota-backend-bytes=4294967296",
+                "--log-level=warn",
+            ],
+        )
         self._wait("etcd", state, lambda: _http_ok(f"http://{LOOPBACK}:{state.etcd_port}/health"), 60)
 
         self.progress(f"starting kube-apiserver on {state.server}")
-        self._spawn(state, "kube-apiserver", [
-            str(binaries.kube_apiserver),
-            f"--etcd-servers=http://{LOOPBACK}:{state.etcd_port}",
-            f"--bind-address={LOOPBACK}", f"--advertise-address={LOOPBACK}", f"--secure-port={state.api_port}",
-            f"--tls-cert-file={serving.cert_path}", f"--tls-private-key-file={serving.key_path}",
-            f"--client-ca-file={ca.cert_path}",
-            f"--service-account-key-file={service_accounts.cert_path}",
-            f"--service-account-signing-key-file={service_accounts.key_path}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--authorization-mode=Node,RBAC", "--allow-privileged=true",
-            "--endpoint-reconciler-type=none", "--enable-priority-and-fairness=false",
-            "--event-ttl=2h", "--v=1",
-        ])
+        self._spawn(
+            state,
+            "kube-apiserver",
+            [
+                str(binaries.kube_apiserver),
+                f"--etcd-servers=http://{LOOPBACK}:{state.etcd_port}",
+                f"--bind-address={LOOPBACK}",
+                f"--advertise-address={LOOPBACK}",
+                f"--secure-port={state.api_port}",
+                f"--tls-cert-file={serving.cert_path}",
+                f"--tls-private-key-file={serving.key_path}",
+                f"--client-ca-file={ca.cert_path}",
+                f"--service-account-key-file={service_accounts.cert_path}",
+                f"--service-account-signing-key-file={service_accounts.key_path}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--authorization-mode=Node,RBAC",
+                "--allow-privileged=true",
+                "--endpoint-reconciler-type=none",
+                "--enable-priority-and-fairness=false",
+                "--event-ttl=2h",
+                "--v=1",
+            ],
+        )
         self._wait("kube-apiserver", state, lambda: self._api_ready(state, timeout=2), 120)
 
         kubeconfig = str(state.kubeconfig)
         self.progress("starting kube-controller-manager and kube-scheduler")
-        self._spawn(state, "kube-controller-manager", [
-            str(binaries.kube_controller_manager), f"--kubeconfig={kubeconfig}",
-            f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
-            f"--bind-address={LOOPBACK}", f"--secure-port={_free_port()}", "--leader-elect=false",
-            f"--service-account-private-key-file={service_accounts.key_path}",
-            f"--root-ca-file={ca.cert_path}", "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle",
-            "--node-monitor-grace-period=20s", "--concurrent-deployment-syncs=10",
-            "--concurrent-replicaset-syncs=10", "--horizontal-pod-autoscaler-sync-period=5s", "--v=1",
-        ])
-        self._spawn(state, "kube-scheduler", [
-            str(binaries.kube_scheduler), f"--kubeconfig={kubeconfig}",
-            f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
-            f"--bind-address={LOOPBACK}", f"--secure-port={_free_port()}", "--leader-elect=false", "--v=1",
-        ])
+        self._spawn(
+            state,
+            "kube-controller-manager",
+            [
+                str(binaries.kube_controller_manager),
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                f"--bind-address={LOOPBACK}",
+                f"--secure-port={_free_port()}",
+                "--leader-elect=false",
+                f"--service-account-private-key-file={service_accounts.key_path}",
+                f"--root-ca-file={ca.cert_path}",
+                "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle",
+                "--node-monitor-grace-period=20s",
+                "--concurrent-deployment-syncs=10",
+                "--concurrent-replicaset-syncs=10",
+                "--horizontal-pod-autoscaler-sync-period=5s",
+                "--v=1",
+            ],
+        )
+        self._spawn(
+            state,
+            "kube-scheduler",
+            [
+                str(binaries.kube_scheduler),
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                f"--bind-address={LOOPBACK}",
+                f"--secure-port={_free_port()}",
+                "--leader-elect=false",
+                "--v=1",
+            ],
+        )
         self.progress("starting kwok (simulated kubelets)")
-        self._spawn(state, "kwok", [
-            str(binaries.kwok), f"--kubeconfig={kubeconfig}", "--manage-all-nodes=false",
-            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            "--node-lease-duration-seconds=40", f"--server-address={LOOPBACK}:{_free_port()}",
-            "--cidr=10.244.0.0/16", f"--node-ip={LOOPBACK}",
-        ])
+        self._spawn(
+            state,
+            "kwok",
+            [
+                str(binaries.kwok),
+                f"--kubeconfig={kubeconfig}",
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                "--node-lease-duration-seconds=40",
+                f"--server-address={LOOPBACK}:{_free_port()}",
+                "--cidr=10.244.0.0/16",
+                f"--node-ip={LOOPBACK}",
+            ],
+        )
         for name, pid in state.pids.items():
-            if not _alive(pid):
+            if not self._alive(pid):
                 raise ClusterError(f"{name} exited at start-up; see {root / 'logs' / (name + '.log')}")
 
     def _api_ready(self, state: ClusterState, timeout: float) -> bool:
@@ -265,13 +334,14 @@ class LocalCluster:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             pid = state.pids.get(name)
-            if pid is not None and not _alive(pid):
+            if pid is not None and not self._alive(pid):
                 raise ClusterError(f"{name} exited; see {Path(state.directory) / 'logs' / (name + '.log')}")
             if check():
                 return
             time.sleep(0.25)
-        raise ClusterError(f"{name} not ready after {seconds:.0f}s; see "
-                           f"{Path(state.directory) / 'logs' / (name + '.log')}")
+        raise ClusterError(
+            f"{name} not ready after {seconds:.0f}s; see {Path(state.directory) / 'logs' / (name + '.log')}"
+        )
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
         """Run the cluster's kubectl (used for node creation and by the CLI's status output)."""
@@ -279,7 +349,10 @@ class LocalCluster:
         kubectl = locate("kubectl") or "kubectl"
         proc = subprocess.run(
             [str(kubectl), f"--kubeconfig={self.state.kubeconfig}", *args],
-            input=stdin, capture_output=True, text=True, timeout=120,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if check and proc.returncode != 0:
             raise ClusterError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
@@ -298,17 +371,32 @@ class LocalCluster:
 
     def _wait_for_workload_readiness(self, state: ClusterState) -> None:
         """Pods can only be created once the service-account controller made ``default`` accounts."""
-        self._wait("kube-controller-manager", state,
-                   lambda: self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False) != "",
-                   120)
-        self._wait("kwok", state, lambda: "True" in self.kubectl(
-            "get", "nodes", "-o", "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}",
-            check=False), 60)
+        self._wait(
+            "kube-controller-manager",
+            state,
+            lambda: self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False) != "",
+            120,
+        )
+        self._wait(
+            "kwok",
+            state,
+            lambda: (
+                "True"
+                in self.kubectl(
+                    "get",
+                    "nodes",
+                    "-o",
+                    "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}",
+                    check=False,
+                )
+            ),
+            60,
+        )
 
 
 def _http_ok(url: str, context: ssl.SSLContext | None = None, timeout: float = 2) -> bool:
     try:
-        with urllib.request.urlopen(url, context=context, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(url, context=context, timeout=timeout) as response:
             return bool(response.status == 200)
     except (OSError, ValueError):
         return False

@@ -40,8 +40,16 @@ def default_nodes() -> list[NodeSpec]:
         NodeSpec("gpu-us-h100-1", "us-east-1", gpus=8, gpu_product="NVIDIA-H100-80GB-HBM3"),
         NodeSpec("cpu-eu-0", "eu-west-1"),
         *(
-            NodeSpec(f"edge-{site}-0", "eu-west-1", gpus=1, gpu_product="NVIDIA-L4", site=site, cpu="8",
-                     memory="32Gi", labels={"finops.dev/edge": "true"})
+            NodeSpec(
+                f"edge-{site}-0",
+                "eu-west-1",
+                gpus=1,
+                gpu_product="NVIDIA-L4",
+                site=site,
+                cpu="8",
+                memory="32Gi",
+                labels={"finops.dev/edge": "true"},
+            )
             for site in ("paris", "lyon", "berlin")
         ),
     ]
@@ -76,8 +84,13 @@ def node_manifest(node: NodeSpec) -> dict[str, Any]:
         "status": {
             "capacity": capacity,
             "allocatable": capacity,
-            "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux", "kubeletVersion": "fake",
-                         "kubeProxyVersion": "fake", "containerRuntimeVersion": "kwok"},
+            "nodeInfo": {
+                "architecture": "amd64",
+                "operatingSystem": "linux",
+                "kubeletVersion": "fake",
+                "kubeProxyVersion": "fake",
+                "containerRuntimeVersion": "kwok",
+            },
             "phase": "Running",
         },
     }

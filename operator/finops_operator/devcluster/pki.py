@@ -27,8 +27,9 @@ class KeyPair:
 
 def _write_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, path: Path) -> None:
     path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                          serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     path.chmod(0o600)
 
@@ -53,10 +54,20 @@ def make_ca(directory: Path, common_name: str = "finops-dev-ca") -> KeyPair:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + _VALIDITY)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .sign(key, hashes.SHA256())
     )
     pair = KeyPair(directory / f"{common_name}.crt", directory / f"{common_name}.key")
@@ -111,8 +122,9 @@ def make_service_account_keys(directory: Path) -> KeyPair:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pair = KeyPair(directory / "sa.pub", directory / "sa.key")
     pair.cert_path.write_bytes(
-        key.public_key().public_bytes(serialization.Encoding.PEM,
-                                      serialization.PublicFormat.SubjectPublicKeyInfo)
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
     )
     _write_key(key, pair.key_path)
     return pair
@@ -124,8 +136,9 @@ def make_webhook_certificate(directory: Path, hosts: tuple[str, ...]) -> tuple[K
     ca = make_ca(directory, "finops-webhook-ca")
     ips = tuple(h for h in hosts if _is_ip(h))
     dns = tuple(h for h in hosts if not _is_ip(h))
-    server = issue(ca, directory, "webhook", common_name=hosts[0], dns_names=dns, ip_addresses=ips,
-                   server=True)
+    server = issue(
+        ca, directory, "webhook", common_name=hosts[0], dns_names=dns, ip_addresses=ips, server=True
+    )
     return ca, server
 
 

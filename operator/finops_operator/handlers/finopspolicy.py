@@ -41,10 +41,15 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
 
     @kopf.index("apps", "v1", "deployments", id="deployments_by_namespace", registry=registry)
     def deployments_by_namespace(
-        namespace: str, name: str, labels: Mapping[str, str], spec: Mapping[str, Any],
-        status: Mapping[str, Any], **_: Any,
+        namespace: str | None,
+        name: str,
+        labels: Mapping[str, str],
+        spec: Mapping[str, Any],
+        status: Mapping[str, Any],
+        **_: Any,
     ) -> dict[str, DeploymentFacts]:
         pod_spec = (spec.get("template") or {}).get("spec") or {}
+        namespace = namespace or ""
         return {
             namespace: DeploymentFacts(
                 namespace=namespace,
@@ -58,17 +63,23 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
 
     @kopf.index(GROUP, VERSION, PLURAL, id="policies_by_namespace", registry=registry)
     def policies_by_namespace(
-        namespace: str, name: str, spec: Mapping[str, Any], **_: Any
+        namespace: str | None, name: str, spec: Mapping[str, Any], **_: Any
     ) -> dict[str, PeerPolicy] | None:
         try:
             selector = LabelSelector.model_validate(dict(spec.get("targetWorkloadSelector") or {}))
         except ValidationError:
             return None
-        return {namespace: PeerPolicy(name=name, selector=selector)}
+        return {namespace or "": PeerPolicy(name=name, selector=selector)}
 
     def reconcile(
-        namespace: str, name: str, spec: Mapping[str, Any], status: Mapping[str, Any],
-        meta: Mapping[str, Any], patch: kopf.Patch, logger: logging.Logger,
+        *,
+        namespace: str,
+        name: str,
+        spec: Mapping[str, Any],
+        status: Mapping[str, Any],
+        meta: Mapping[str, Any],
+        patch: kopf.Patch,
+        logger: logging.Logger,
         deployments_by_namespace: kopf.Index[str, DeploymentFacts],
         policies_by_namespace: kopf.Index[str, PeerPolicy],
     ) -> None:
@@ -85,8 +96,14 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         metrics.record_policy(namespace, name, len(plan.governed))
         metrics.record_reconcile(KIND, time.perf_counter() - started)
 
-    @kopf.timer(GROUP, VERSION, PLURAL, id="reconcile_on_timer", interval=settings.sample_interval_seconds,
-                registry=registry)
+    @kopf.timer(
+        GROUP,
+        VERSION,
+        PLURAL,
+        id="reconcile_on_timer",
+        interval=settings.sample_interval_seconds,
+        registry=registry,
+    )
     def reconcile_on_timer(**kwargs: Any) -> None:
         reconcile(**_reconcile_arguments(kwargs))
 
@@ -96,12 +113,21 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         reconcile(**_reconcile_arguments(kwargs))
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, id="forget_metrics", registry=registry, optional=True)
-    def forget(namespace: str, name: str, **_: Any) -> None:
-        metrics.forget_policy(namespace, name)
+    def forget(namespace: str | None, name: str, **_: Any) -> None:
+        metrics.forget_policy(namespace or "", name)
 
 
-_RECONCILE_ARGUMENTS = ("namespace", "name", "spec", "status", "meta", "patch", "logger",
-                        "deployments_by_namespace", "policies_by_namespace")
+_RECONCILE_ARGUMENTS = (
+    "namespace",
+    "name",
+    "spec",
+    "status",
+    "meta",
+    "patch",
+    "logger",
+    "deployments_by_namespace",
+    "policies_by_namespace",
+)
 
 
 def _reconcile_arguments(kwargs: Mapping[str, Any]) -> dict[str, Any]:

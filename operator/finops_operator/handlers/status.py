@@ -17,7 +17,9 @@ def merge_patch(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[
     return patch
 
 
-def write_status(kind: str, current: Mapping[str, Any], desired: Mapping[str, Any], patch: kopf.Patch) -> bool:
+def write_status(
+    kind: str, current: Mapping[str, Any], desired: Mapping[str, Any], patch: kopf.Patch
+) -> bool:
     """Stage a status patch if anything differs; returns whether a write will happen."""
     changes = merge_patch(current, desired)
     if not changes:

@@ -12,7 +12,12 @@ from pydantic import ValidationError
 
 from finops_operator.api.common import ConditionStatus, LabelSelector
 from finops_operator.api.conditions import ConditionType, ConditionUpdate, Reason, apply_conditions
-from finops_operator.api.finopspolicy import FinOpsPolicySpec, FinOpsPolicyStatus, WorkloadState, WorkloadStatus
+from finops_operator.api.finopspolicy import (
+    FinOpsPolicySpec,
+    FinOpsPolicyStatus,
+    WorkloadState,
+    WorkloadStatus,
+)
 from finops_operator.planners.selectors import selector_matches
 from finops_operator.planners.window import InvalidTimeZoneError, window_bounds
 
@@ -133,12 +138,20 @@ def plan_policy(raw_spec: Mapping[str, Any], observation: PolicyObservation, now
             Reason.RECONCILED if selected else Reason.NO_MATCHING_WORKLOADS,
             f"governing {len(governed)} Deployment(s)" if selected else "no Deployment matches the selector",
         ),
-        ConditionUpdate(ConditionType.CONFLICT, ConditionStatus.TRUE, Reason.SELECTOR_OVERLAP,
-                        "; ".join(f"{name} is also selected by {', '.join(overlaps[name])}"
-                                  for name in conflicted) + "; neither policy acts on these")
+        ConditionUpdate(
+            ConditionType.CONFLICT,
+            ConditionStatus.TRUE,
+            Reason.SELECTOR_OVERLAP,
+            "; ".join(f"{name} is also selected by {', '.join(overlaps[name])}" for name in conflicted)
+            + "; neither policy acts on these",
+        )
         if conflicted
-        else ConditionUpdate(ConditionType.CONFLICT, ConditionStatus.FALSE, Reason.NO_OVERLAP,
-                             "no governed Deployment is selected by another policy"),
+        else ConditionUpdate(
+            ConditionType.CONFLICT,
+            ConditionStatus.FALSE,
+            Reason.NO_OVERLAP,
+            "no governed Deployment is selected by another policy",
+        ),
     ]
     status.conditions = apply_conditions(status.conditions, updates, observation.generation, now)
     return PolicyPlan(status=status, governed=governed, conflicted=conflicted)

@@ -1,0 +1,3 @@
+from finops_operator.cli import main
+
+main()

@@ -1,0 +1,80 @@
+"""Shared fixtures. Integration tests get one real cluster per session:
+
+* ``FINOPS_TEST_CLUSTER=existing`` uses ``KUBECONFIG`` (a cluster you already run);
+* ``FINOPS_TEST_CLUSTER=kind`` (or auto, where Docker and kind work) uses pytest-kind;
+* otherwise (auto, or ``local``) the project's own control plane on 127.0.0.1, built from source
+  on first use and cached under ~/.cache.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.kube import REPO, Kube, docker_and_kind_work, eventually
+
+sys.path.insert(0, str(REPO / "operator"))
+
+
+def _provider() -> str:
+    requested = os.environ.get("FINOPS_TEST_CLUSTER", "auto")
+    if requested != "auto":
+        return requested
+    return "kind" if docker_and_kind_work() else "local"
+
+
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
+    provider = _provider()
+    if provider == "existing":
+        kubeconfig = os.environ.get("KUBECONFIG")
+        if not kubeconfig:
+            pytest.fail("FINOPS_TEST_CLUSTER=existing needs KUBECONFIG")
+        cluster = Kube(Path(kubeconfig), "existing")
+        _install_crds(cluster)
+        yield cluster
+        return
+    if provider == "kind":
+        from pytest_kind import KindCluster
+
+        kind = KindCluster("finops-test")
+        kind.create()
+        try:
+            cluster = Kube(Path(kind.kubeconfig_path), "kind")
+            import yaml
+
+            from finops_operator.devcluster.nodes import default_nodes, node_manifest
+
+            cluster.kubectl(
+                "apply", "-f", "-", stdin=yaml.safe_dump_all([node_manifest(n) for n in default_nodes()])
+            )
+            _install_crds(cluster)
+            yield cluster
+        finally:
+            kind.delete()
+        return
+    from finops_operator.devcluster.cluster import LocalCluster
+
+    local = LocalCluster(tmp_path_factory.mktemp("cluster"), progress=lambda m: print(f"[cluster] {m}"))
+    state = local.up()
+    try:
+        cluster = Kube(state.kubeconfig, "local")
+        _install_crds(cluster)
+        yield cluster
+    finally:
+        local.down(quiet=True)
+
+
+def _install_crds(cluster: Kube) -> None:
+    cluster.kubectl("apply", "-k", str(REPO / "crds"))
+    cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    # Discovery of the new kinds can lag Established by a moment.
+    eventually(
+        lambda: "finopspolicies" in cluster.kubectl("api-resources", "--api-group=finops.dev"),
+        timeout=30,
+        what="finops.dev discovery",
+    )

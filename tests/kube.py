@@ -1,0 +1,81 @@
+"""Test access to a real Kubernetes API server: the local control plane, kind, or an existing cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class KubectlError(AssertionError):
+    """kubectl failed; carries its stderr so assertions can quote what a user would see."""
+
+    def __init__(self, args: tuple[str, ...], stderr: str) -> None:
+        super().__init__(f"kubectl {' '.join(args)} failed: {stderr}")
+        self.stderr = stderr
+
+
+@dataclass
+class Kube:
+    """A cluster the tests talk to with the same kubectl a user would type."""
+
+    kubeconfig: Path
+    provider: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 120) -> str:
+        proc = subprocess.run(
+            [kubectl_binary(), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            raise KubectlError(args, proc.stderr)
+        return proc.stdout
+
+    def get_json(self, *args: str) -> Any:
+        return json.loads(self.kubectl("get", *args, "-o", "json"))
+
+
+def kubectl_binary() -> str:
+    from finops_operator.devcluster.binaries import locate
+
+    found = locate("kubectl")
+    if found is None:
+        raise RuntimeError("kubectl not found; install it or run `finops dev binaries`")
+    return str(found)
+
+
+def eventually(check: Callable[[], Any], timeout: float = 60, interval: float = 0.5, what: str = "") -> Any:
+    """Poll ``check`` until it returns something truthy (and return that), or fail with its last error."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as error:
+            last = error
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or check.__name__}: {last}")
+
+
+def docker_and_kind_work() -> bool:
+    if not shutil.which("kind") or not shutil.which("docker"):
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from finops_operator.api.common import ConditionStatus, LabelSelector
+from finops_operator.api.conditions import find
+from finops_operator.api.finopspolicy import FinOpsPolicyStatus, WorkloadState
+from finops_operator.planners.policy import (
+    DeploymentFacts,
+    PeerPolicy,
+    PolicyObservation,
+    gpus_in_pod_spec,
+    plan_policy,
+)
+
+NOW = datetime(2026, 11, 22, 10, 30, tzinfo=UTC)
+SPEC: dict[str, Any] = {
+    "targetWorkloadSelector": {"matchLabels": {"app": "llm"}},
+    "costLimits": {"dailyGPUHours": 18},
+}
+DEPLOYMENTS = [
+    DeploymentFacts("ns", "llm-a", {"app": "llm", "team": "a"}, replicas=2, gpus_per_pod=1),
+    DeploymentFacts("ns", "llm-b", {"app": "llm", "team": "b"}, replicas=1, gpus_per_pod=2),
+    DeploymentFacts("ns", "web", {"app": "web"}, replicas=3),
+]
+
+
+def observe(**overrides: Any) -> PolicyObservation:
+    values: dict[str, Any] = {
+        "generation": 4,
+        "current_status": FinOpsPolicyStatus(),
+        "deployments": DEPLOYMENTS,
+    }
+    values.update(overrides)
+    return PolicyObservation(**values)
+
+
+def test_selects_matching_deployments_and_reports_ready() -> None:
+    plan = plan_policy(SPEC, observe(), NOW)
+    assert plan.governed == ("llm-a", "llm-b")
+    assert plan.status.governed_workloads == 2
+    ready = find(plan.status.conditions, "Ready")
+    assert ready is not None and ready.status == ConditionStatus.TRUE and ready.observed_generation == 4
+    assert plan.status.window_start == datetime(2026, 11, 22, tzinfo=UTC)
+
+
+def test_overlapping_policies_conflict_and_leave_the_workload_alone() -> None:
+    peer = PeerPolicy("team-b-policy", LabelSelector.model_validate({"matchLabels": {"team": "b"}}))
+    plan = plan_policy(SPEC, observe(peers=[peer]), NOW)
+    assert plan.governed == ("llm-a",)
+    assert plan.conflicted == ("llm-b",)
+    conflict = find(plan.status.conditions, "Conflict")
+    assert conflict is not None and conflict.status == ConditionStatus.TRUE
+    assert conflict.reason == "SelectorOverlap" and "team-b-policy" in conflict.message
+    assert [w.state for w in plan.status.workloads] == [WorkloadState.ACTIVE, WorkloadState.CONFLICT]
+
+
+def test_invalid_time_zone_is_ready_false_and_keeps_the_ledger() -> None:
+    previous = FinOpsPolicyStatus(gpu_hours_used=7.5)
+    spec = {**SPEC, "budgetWindow": {"timeZone": "Nowhere/Else"}}
+    plan = plan_policy(spec, observe(current_status=previous), NOW)
+    ready = find(plan.status.conditions, "Ready")
+    assert ready is not None and ready.status == ConditionStatus.FALSE and ready.reason == "InvalidTimeZone"
+    assert plan.status.gpu_hours_used == 7.5
+    assert plan.governed == ()
+
+
+def test_planning_twice_gives_the_same_status() -> None:
+    first = plan_policy(SPEC, observe(), NOW)
+    second = plan_policy(SPEC, observe(current_status=first.status), NOW)
+    assert second.status.to_wire() == first.status.to_wire()
+
+
+def test_gpus_per_pod_counts_limits_then_requests_and_init_containers() -> None:
+    assert (
+        gpus_in_pod_spec(
+            {
+                "containers": [
+                    {"resources": {"limits": {"nvidia.com/gpu": "2"}}},
+                    {"resources": {"requests": {"nvidia.com/gpu": 1}}},
+                    {"resources": {}},
+                ]
+            }
+        )
+        == 3
+    )
+    assert (
+        gpus_in_pod_spec(
+            {"containers": [], "initContainers": [{"resources": {"limits": {"nvidia.com/gpu": "4"}}}]}
+        )
+        == 4
+    )
+    assert gpus_in_pod_spec({"containers": [{"resources": {"limits": {"nvidia.com/gpu": "lots"}}}]}) == 0

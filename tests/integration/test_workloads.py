@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import yaml
 
+from finops_operator.devcluster.nodes import NodeSpec, node_manifest
 from tests.kube import Kube, eventually
+
+POOL = {"finops.dev/test-pool": "workload-test"}
 
 GPU_DEPLOYMENT = {
     "apiVersion": "apps/v1",
@@ -16,7 +19,7 @@ GPU_DEPLOYMENT = {
         "template": {
             "metadata": {"labels": {"app": "gpu-smoke"}},
             "spec": {
-                "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+                "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3", **POOL},
                 "containers": [
                     {
                         "name": "c",
@@ -30,7 +33,20 @@ GPU_DEPLOYMENT = {
 }
 
 
+def _dedicated_gpu_nodes(kube: Kube) -> None:
+    """Nodes only these tests schedule onto, so GPUs used by other tests cannot interfere."""
+    nodes = [
+        NodeSpec(f"wt-h100-{i}", "us-east-1", gpus=8, gpu_product="NVIDIA-H100-80GB-HBM3", labels=POOL)
+        for i in range(2)
+    ]
+    kube.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all([node_manifest(n) for n in nodes]))
+    kube.kubectl(
+        "wait", "--for=condition=Ready", "node", "-l", "finops.dev/test-pool=workload-test", "--timeout=60s"
+    )
+
+
 def test_gpu_deployment_gets_a_replicaset_and_ready_pods_on_gpu_nodes(kube: Kube) -> None:
+    _dedicated_gpu_nodes(kube)
     kube.kubectl("create", "namespace", "workload-test")
     kube.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(GPU_DEPLOYMENT))
     eventually(

@@ -34,6 +34,7 @@ Progress = Callable[[str], None]
 LOOPBACK = "127.0.0.1"
 SERVICE_CIDR = "10.96.0.0/24"
 SERVICE_IP = "10.96.0.1"
+KWOK_STAGES = Path(__file__).with_name("kwok-stages.yaml")
 
 
 def default_cluster_dir(name: str = "finops-dev") -> Path:
@@ -318,6 +319,7 @@ class LocalCluster:
                 f"--server-address={LOOPBACK}:{_free_port()}",
                 "--cidr=10.244.0.0/16",
                 f"--node-ip={LOOPBACK}",
+                f"--config={KWOK_STAGES}",
             ],
         )
         for name, pid in state.pids.items():

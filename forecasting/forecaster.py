@@ -14,6 +14,7 @@ from forecasting.errors import ForecastError, InsufficientHistoryError, NotFitte
 from forecasting.models import (
     FloatArray,
     StateModel,
+    fit_ar,
     fit_fourier_arma,
     fit_holt_winters,
     fit_naive,
@@ -30,12 +31,16 @@ MODEL_NAMES = (
     "hw_damped",
     "hw_weekly",
     "sarimax_fourier",
+    "ar",
+    "ar_fourier",
 )
 DAY = pd.Timedelta(days=1)
 TWO_DAYS = pd.Timedelta(days=2)
 FOUR_WEEKS = pd.Timedelta(days=28)
 # Residual scale ~ forecast**power: 0 = additive noise, 0.5 = Poisson-like counts, 1 = multiplicative bursts.
 SCALE_POWERS = (0.0, 0.5, 1.0)
+# Quantiles whose pinball loss chooses the residual scaling (the ones a capacity floor is sized on).
+UPPER_TAIL = (0.9, 0.99)
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,9 @@ class ForecastConfig:
     calibration_window: int = 2016
     daily_harmonics: int = 6
     weekly_harmonics: int = 3
+    # Lead times (1..select_horizon) whose backtest MAE picks the model; None = the whole horizon. A
+    # capacity planner only acts on the first few steps, so it should not pick a model for step 12.
+    select_horizon: int | None = None
 
     def __post_init__(self) -> None:
         if self.model != "auto" and self.model not in MODEL_NAMES:
@@ -61,6 +69,8 @@ class ForecastConfig:
             )
         if self.horizon < 1 or self.calibration_window < 10:
             raise ValueError("horizon must be >= 1 and calibration_window >= 10")
+        if self.select_horizon is not None and not 1 <= self.select_horizon <= self.horizon:
+            raise ValueError("select_horizon must lie between 1 and horizon")
 
 
 @dataclass(frozen=True)
@@ -113,7 +123,10 @@ class Forecaster:
     nonnegative: bool = True
     scale_floor: float = 1.0
     scale_power: float = 0.0
+    # Resolved forecast errors per lead time and the predictions they were made against (raw units, so a
+    # refit can re-normalise them with a different scale power and keep the history).
     _errors: list[deque[float]] = field(default_factory=list)
+    _predictions: list[deque[float]] = field(default_factory=list)
     _pending: deque[FloatArray] = field(default_factory=deque)
 
     @property
@@ -126,8 +139,12 @@ class Forecaster:
             raise NotFittedError("NotFitted: call fit() first")
         return next(s for s in self.scores if s.model_name == self.model.name)
 
-    def fit(self, series: pd.Series) -> Forecaster:
-        """Regularise, refuse short history, backtest the candidates and keep the most accurate."""
+    def fit(self, series: pd.Series, previous: Forecaster | None = None) -> Forecaster:
+        """Regularise, refuse short history, backtest the candidates and keep the most accurate.
+
+        `previous` (the forecaster this one replaces, on the same series and step) hands over its resolved
+        out-of-sample errors, so a daily refit does not shrink the calibration pool to one backtest day.
+        """
         cfg = self.config
         raw = to_series(series)
         raw = raw[np.isfinite(raw.to_numpy())]
@@ -167,10 +184,10 @@ class Forecaster:
                 candidates.append(self._backtest(model, test, mase_scale))
         if not candidates:
             raise ForecastError(f"FitFailed: no model could be fitted for {cfg.model}")
-        best = min(candidates, key=lambda c: c.score.mae if math.isfinite(c.score.mae) else math.inf)
+        best = min(candidates, key=self._selection_loss)
         self.model = best.model
         self.scores = tuple(c.score for c in candidates)
-        self._calibrate(best)
+        self._calibrate(best, previous if previous is not None and previous.step == step else None)
         return self
 
     def update(self, new_points: pd.Series) -> None:
@@ -198,7 +215,8 @@ class Forecaster:
             y = float(raw)
             if math.isfinite(y):
                 for h, path in enumerate(reversed(self._pending), start=1):
-                    self._errors[h - 1].append((y - path[h - 1]) / self._scale(path[h - 1]))
+                    self._errors[h - 1].append(y - path[h - 1])
+                    self._predictions[h - 1].append(path[h - 1])
             model.step(y)
             self._pending.append(model.path(horizon))
         if self.last_timestamp is not None and self.step is not None:
@@ -239,6 +257,8 @@ class Forecaster:
         cfg = self.config
         n = len(train)
         builders: dict[str, Callable[[], StateModel | None]] = {"naive": lambda: fit_naive(train)}
+        if n >= 50:
+            builders["ar"] = lambda: fit_ar(train, t0, (), "ar")
         if n >= 10:
             builders["holt_damped"] = lambda: fit_holt_winters(train, None, "damped", "holt_damped")
         if period is not None and period >= 2 and n >= period:
@@ -254,9 +274,18 @@ class Forecaster:
             if week is not None and n >= 2 * week:
                 harmonics = (*harmonics, (week, cfg.weekly_harmonics))
             builders["sarimax_fourier"] = lambda: fit_fourier_arma(train, t0, harmonics, "sarimax_fourier")
+            builders["ar_fourier"] = lambda: fit_ar(train, t0, harmonics, "ar_fourier")
         if week is not None and n >= 2 * week:
             builders["hw_weekly"] = lambda: fit_holt_winters(train, week, "damped", "hw_weekly")
         return builders
+
+    def _selection_loss(self, candidate: _Candidate) -> float:
+        lead = self.config.select_horizon or self.config.horizon
+        errors = candidate.errors[:, :lead]
+        if not np.isfinite(errors).any():
+            return math.inf
+        mae = float(np.nanmean(np.abs(errors)))
+        return mae if math.isfinite(mae) else math.inf
 
     def _backtest(self, model: StateModel, test: FloatArray, mase_scale: float) -> _Candidate:
         """Walk the fitted state through the held-out tail, forecasting from every origin."""
@@ -278,38 +307,46 @@ class Forecaster:
         score = BacktestScore(model.name, mae, mae / mase_scale, by_h, n)
         return _Candidate(model, errors, predictions, score)
 
-    def _calibrate(self, best: _Candidate) -> None:
-        """Pick the residual scaling with the best interval score, then seed the rolling error pools."""
-        valid = np.isfinite(best.errors)
+    def _calibrate(self, best: _Candidate, previous: Forecaster | None = None) -> None:
+        """Seed the rolling error pools, then pick the residual scaling with the best interval score."""
+        window = self.config.calibration_window
+        horizon = self.config.horizon
+        self._errors, self._predictions = [], []
+        for h in range(horizon):
+            errors: deque[float] = deque(maxlen=window)
+            predictions: deque[float] = deque(maxlen=window)
+            if previous is not None and h < len(previous._errors):
+                # The predecessor's live errors already cover the backtest period: do not count it twice.
+                errors.extend(previous._errors[h])
+                predictions.extend(previous._predictions[h])
+            else:
+                ok = np.isfinite(best.errors[:, h])
+                errors.extend(float(e) for e in best.errors[ok, h])
+                predictions.extend(float(p) for p in best.predictions[ok, h])
+            self._errors.append(errors)
+            self._predictions.append(predictions)
         best_score = math.inf
+        chosen = 0.0
         for power in SCALE_POWERS:
             self.scale_power = power
-            normalised = best.errors / self._scale_array(best.predictions)
             score = 0.0
-            for h in range(best.errors.shape[1]):
-                column = normalised[valid[:, h], h]
-                if column.size < 5:
+            for h in range(horizon):
+                actual = np.fromiter(self._errors[h], dtype=np.float64, count=len(self._errors[h]))
+                if actual.size < 5:
                     continue
-                lo, hi = np.quantile(column, [0.05, 0.95])
-                scale = self._scale_array(best.predictions[valid[:, h], h])
-                actual = best.errors[valid[:, h], h]
-                score += float(
-                    np.mean(
-                        (hi - lo) * scale
-                        + 20.0 * (np.maximum(lo * scale - actual, 0.0) + np.maximum(actual - hi * scale, 0.0))
-                    )
+                scale = self._scale_array(
+                    np.fromiter(self._predictions[h], dtype=np.float64, count=len(self._predictions[h]))
                 )
+                # Upper-tail pinball loss: capacity is sized on the upper quantiles, and bursts add load
+                # on top of the level (additive tails) even where the bulk of the noise is multiplicative.
+                for q in UPPER_TAIL:
+                    upper = float(np.quantile(actual / scale, q)) * scale
+                    miss = actual - upper
+                    score += float(np.mean(np.maximum(q * miss, (q - 1.0) * miss)))
             if score < best_score:
                 best_score, chosen = score, power
         self.scale_power = chosen
-        window = self.config.calibration_window
-        normalised = best.errors / self._scale_array(best.predictions)
-        self._errors = [
-            deque((float(e) for e in normalised[:, h] if math.isfinite(e)), maxlen=window)
-            for h in range(best.errors.shape[1])
-        ]
         # Forecasts issued during the backtest that have not been resolved yet keep feeding the pools.
-        horizon = self.config.horizon
         self._pending = deque(
             (
                 best.predictions[i]
@@ -321,16 +358,15 @@ class Forecaster:
 
     def _error_quantiles(self, qs: list[float]) -> FloatArray:
         rows = []
-        for pool in self._errors:
-            if len(pool) < 5:
+        for errors, predictions in zip(self._errors, self._predictions, strict=True):
+            if len(errors) < 5:
                 break
-            rows.append(np.quantile(np.fromiter(pool, dtype=np.float64, count=len(pool)), qs))
+            actual = np.fromiter(errors, dtype=np.float64, count=len(errors))
+            scale = self._scale_array(np.fromiter(predictions, dtype=np.float64, count=len(predictions)))
+            rows.append(np.quantile(actual / scale, qs))
         if not rows:  # no resolved errors at all (tiny backtest): degenerate but honest zero-width band
             return np.zeros((1, len(qs)))
         return np.array(rows)
-
-    def _scale(self, prediction: float) -> float:
-        return float(max(abs(prediction), self.scale_floor) ** self.scale_power)
 
     def _scale_array(self, predictions: FloatArray) -> FloatArray:
         return np.asarray(

@@ -20,8 +20,8 @@ from statsmodels.tsa.statespace.sarimax import SARIMAX
 
 FloatArray = npt.NDArray[np.float64]
 
-# Residuals beyond this many robust standard deviations are clipped in the state update, so an outage
-# (a run of zeros in the middle of traffic) does not drag the level down for the next day.
+# Negative residuals beyond this many robust standard deviations are clipped in the state update, so an
+# outage (a run of zeros in the middle of traffic) does not drag the level down for the next day.
 OUTLIER_SIGMAS = 6.0
 
 
@@ -34,9 +34,11 @@ def _robust_bound(residuals: FloatArray) -> float | None:
 
 
 def _clip(residual: float, bound: float | None) -> float:
+    """Clip only downward surprises: a drop far below the forecast is an outage or a scrape failure,
+    while a jump above it is demand that capacity must follow (bursts persist for several intervals)."""
     if bound is None:
         return residual
-    return min(max(residual, -bound), bound)
+    return max(residual, -bound)
 
 
 class StateModel(ABC):
@@ -172,6 +174,89 @@ class FourierArmaModel(StateModel):
         first = self.ar * self.u + self.ma * self.eps
         errors = first * self.ar ** np.arange(horizon, dtype=np.float64)
         return np.asarray(fourier_features(t, self.harmonics) @ self.coef + errors, dtype=np.float64)
+
+
+@dataclass
+class ArModel(StateModel):
+    """Seasonal regression (Fourier terms, possibly none) with AR(p) errors, both estimated by OLS.
+
+    For bursty series the last few intervals carry most of the information at a 1-2 step lead time; an
+    AR(p) on the deseasonalised series captures the partial mean reversion after a burst that a
+    smoothing model (which only tracks a level) cannot. `lags[0]` is the most recent residual.
+    """
+
+    coef: FloatArray
+    harmonics: tuple[tuple[int, int], ...]
+    t: int
+    phi: FloatArray
+    lags: FloatArray
+    clip: float | None = None
+    name: str = "ar"
+
+    def step(self, y: float) -> None:
+        x = fourier_features(np.array([self.t], dtype=np.int64), self.harmonics)[0]
+        predicted = float(self.phi @ self.lags)
+        u = (
+            predicted + _clip(y - float(x @ self.coef) - predicted, self.clip)
+            if math.isfinite(y)
+            else predicted
+        )
+        self.lags = np.concatenate(([u], self.lags[:-1]))
+        self.t += 1
+
+    def path(self, horizon: int) -> FloatArray:
+        lags = self.lags.copy()
+        errors = np.empty(horizon)
+        for h in range(horizon):
+            errors[h] = float(self.phi @ lags)
+            lags = np.concatenate(([errors[h]], lags[:-1]))
+        t = self.t + np.arange(horizon, dtype=np.int64)
+        return np.asarray(fourier_features(t, self.harmonics) @ self.coef + errors, dtype=np.float64)
+
+
+def fit_ar(
+    y: FloatArray, t0: int, harmonics: tuple[tuple[int, int], ...], name: str, max_order: int = 6
+) -> ArModel | None:
+    """OLS seasonal regression, then AR(p) on its residuals with p <= max_order chosen by BIC.
+
+    Models whose AR polynomial is not stationary are rejected (their multi-step paths explode).
+    """
+    t = t0 + np.arange(len(y), dtype=np.int64)
+    features = fourier_features(t, harmonics)
+    coef = np.linalg.lstsq(features, y, rcond=None)[0]
+    u = np.asarray(y - features @ coef, dtype=np.float64)
+    n = len(u)
+    if n <= 4 * max_order:
+        return None
+    target = u[max_order:]
+    lagged = np.column_stack([u[max_order - j : n - j] for j in range(1, max_order + 1)])
+    best: tuple[float, FloatArray] | None = None
+    for p in range(1, max_order + 1):
+        phi = np.linalg.lstsq(lagged[:, :p], target, rcond=None)[0]
+        rss = float(np.sum((target - lagged[:, :p] @ phi) ** 2))
+        bic = len(target) * math.log(max(rss / len(target), 1e-300)) + p * math.log(len(target))
+        if best is None or bic < best[0]:
+            best = (bic, np.asarray(phi, dtype=np.float64))
+    if best is None:
+        return None
+    phi = best[1]
+    if not np.all(np.isfinite(phi)):
+        return None
+    # Stationary iff every root of z^p - phi_1 z^(p-1) - ... - phi_p lies inside the unit circle.
+    roots = np.roots(np.concatenate(([1.0], -phi)))
+    if roots.size and float(np.max(np.abs(roots))) >= 0.999:
+        return None
+    p = len(phi)
+    innovations = u[p:] - np.column_stack([u[p - j : n - j] for j in range(1, p + 1)]) @ phi
+    return ArModel(
+        coef=np.asarray(coef, dtype=np.float64),
+        harmonics=harmonics,
+        t=int(t[-1]) + 1,
+        phi=phi,
+        lags=np.asarray(u[::-1][:p], dtype=np.float64),
+        clip=_robust_bound(innovations),
+        name=name,
+    )
 
 
 def fit_naive(y: FloatArray) -> NaiveModel:

@@ -10,6 +10,7 @@ import kopf
 
 from finops_operator import metrics
 from finops_operator.handlers import finopspolicy
+from finops_operator.kube import KubeClient
 from finops_operator.settings import Settings
 
 ANNOTATION_PREFIX = "finops.dev"
@@ -21,8 +22,9 @@ def build_registry(settings: Settings) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(id="configure_kopf", registry=registry)
-    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure_kopf(settings)
+        memo.kube = KubeClient.from_environment()
 
     @kopf.on.login(id="login", registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:

@@ -6,6 +6,8 @@ consistent and series of deleted objects are removed.
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 RECONCILE_SECONDS = Histogram(
@@ -18,6 +20,31 @@ GOVERNED_WORKLOADS = Gauge(
     "finops_governed_workloads",
     "Deployments governed by a FinOpsPolicy. Labels: namespace, policy.",
     ["namespace", "policy"],
+)
+GPU_HOURS_USED = Gauge(
+    "finops_gpu_hours_used",
+    "GPU-hours used in the current budget window. Labels: namespace, policy.",
+    ["namespace", "policy"],
+)
+COST_USED = Gauge(
+    "finops_cost_used",
+    "Cost of the GPU-hours used in the current window. Labels: namespace, policy.",
+    ["namespace", "policy"],
+)
+BUDGET_RATIO = Gauge(
+    "finops_budget_ratio",
+    "Used share of the tightest daily budget (1 = exhausted). Labels: namespace, policy.",
+    ["namespace", "policy"],
+)
+IDLE_WORKLOADS = Gauge(
+    "finops_idle_workloads",
+    "Governed Deployments currently idle. Labels: namespace, policy.",
+    ["namespace", "policy"],
+)
+ACTIONS = Counter(
+    "finops_actions_total",
+    "Changes made to workloads. Labels: namespace, policy, action (Event reason).",
+    ["namespace", "policy", "action"],
 )
 STATUS_WRITES = Counter(
     "finops_status_writes_total",
@@ -34,12 +61,32 @@ def record_status_write(kind: str) -> None:
     STATUS_WRITES.labels(kind=kind).inc()
 
 
-def record_policy(namespace: str, policy: str, governed: int) -> None:
+def record_policy(
+    namespace: str,
+    policy: str,
+    *,
+    governed: int,
+    gpu_hours: float,
+    cost: float,
+    budget_percent: float,
+    idle: int,
+) -> None:
     GOVERNED_WORKLOADS.labels(namespace=namespace, policy=policy).set(governed)
+    GPU_HOURS_USED.labels(namespace=namespace, policy=policy).set(gpu_hours)
+    COST_USED.labels(namespace=namespace, policy=policy).set(cost)
+    BUDGET_RATIO.labels(namespace=namespace, policy=policy).set(budget_percent / 100)
+    IDLE_WORKLOADS.labels(namespace=namespace, policy=policy).set(idle)
+
+
+def record_action(namespace: str, policy: str, action: str) -> None:
+    ACTIONS.labels(namespace=namespace, policy=policy, action=action).inc()
 
 
 def forget_policy(namespace: str, policy: str) -> None:
-    GOVERNED_WORKLOADS.remove(namespace, policy)
+    """Remove a deleted policy's series so dashboards do not show stale values."""
+    for gauge in (GOVERNED_WORKLOADS, GPU_HOURS_USED, COST_USED, BUDGET_RATIO, IDLE_WORKLOADS):
+        with contextlib.suppress(KeyError):
+            gauge.remove(namespace, policy)
 
 
 def serve(port: int, addr: str = "0.0.0.0", registry: CollectorRegistry = REGISTRY) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from tests.kube import REPO, Kube, eventually
@@ -18,6 +19,25 @@ def _ready(kube: Kube) -> dict[str, str] | None:
     return None
 
 
+LEDGER_FIELDS = {"gpuHoursUsed", "gpuHoursRemaining", "costUsed", "ledgerTime", "projectedExhaustionTime"}
+
+
+def _quiet_state(kube: Kube) -> tuple[object, ...]:
+    """Everything that must not change while nothing happens: workloads, pods, and the policy's
+    status apart from the running ledger."""
+    deployments = kube.get_json("deploy", "-n", "ai-workloads")["items"]
+    pods = kube.get_json("pods", "-n", "ai-workloads")["items"]
+    policy = kube.get_json("fop", "-n", "ai-workloads", "edge-ai-inference-cost-policy")
+    status = {k: v for k, v in policy["status"].items() if k not in LEDGER_FIELDS}
+    status["workloads"] = [{k: v for k, v in w.items() if k != "gpuHours"} for w in status["workloads"]]
+    return (
+        sorted((d["metadata"]["name"], d["metadata"]["resourceVersion"]) for d in deployments),
+        sorted((p["metadata"]["name"], p["metadata"]["resourceVersion"]) for p in pods),
+        status,
+        policy["metadata"]["generation"],
+    )
+
+
 def test_operator_starts_reconciles_and_exits_cleanly_on_sigterm(kube: Kube, tmp_path: Path) -> None:
     kube.kubectl("apply", "-f", str(REPO / "samples"))
     with running_operator(kube, tmp_path, "--sample-interval", "2") as operator:
@@ -30,19 +50,21 @@ def test_operator_starts_reconciles_and_exits_cleanly_on_sigterm(kube: Kube, tmp
             'finops_governed_workloads{namespace="ai-workloads",policy="edge-ai-inference-cost-policy"} 2.0'
             in (operator.metrics())
         )
-        # Level-triggered and quiet: once reconciled, more timer ticks write nothing.
-        version = kube.get_json("fop", "-n", "ai-workloads", "edge-ai-inference-cost-policy")["metadata"][
-            "resourceVersion"
-        ]
-        import time
 
+        # Level-triggered and quiet: once reconciled, more samples change nothing but the ledger.
+        def tracked() -> bool:
+            pods = kube.get_json("pods", "-n", "ai-workloads", "-l", "app=ai-inference-service")["items"]
+            return len(pods) == 3 and all(
+                "finops.dev/gpu-ledger" in p["metadata"].get("finalizers", []) for p in pods
+            )
+
+        eventually(tracked, timeout=30, what="ledger finalizers on the governed GPU pods")
+        before = _quiet_state(kube)
         time.sleep(6)
-        assert (
-            kube.get_json("fop", "-n", "ai-workloads", "edge-ai-inference-cost-policy")["metadata"][
-                "resourceVersion"
-            ]
-            == version
-        )
+        after = _quiet_state(kube)
+        assert after == before
+        status = kube.get_json("fop", "-n", "ai-workloads", "edge-ai-inference-cost-policy")["status"]
+        assert status["gpuHoursUsed"] > 0
         code = operator.terminate()
     assert code == 0, operator.log()[-3000:]
 

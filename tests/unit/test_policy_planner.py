@@ -28,6 +28,7 @@ DEPLOYMENTS = [
 
 def observe(**overrides: Any) -> PolicyObservation:
     values: dict[str, Any] = {
+        "name": "p",
         "generation": 4,
         "current_status": FinOpsPolicyStatus(),
         "deployments": DEPLOYMENTS,

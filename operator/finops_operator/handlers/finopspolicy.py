@@ -1,5 +1,5 @@
-"""FinOpsPolicy handlers: index Deployments and policies per namespace, and reconcile each policy on
-a timer (level-triggered) and on spec changes."""
+"""FinOpsPolicy handlers: index Deployments, GPU pods, nodes and policies per namespace, and
+reconcile each policy on a timer (level-triggered) and on spec changes: observe, plan, apply, report."""
 
 from __future__ import annotations
 
@@ -7,26 +7,36 @@ import logging
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from finops_operator import metrics
 from finops_operator.api.common import LabelSelector
 from finops_operator.api.finopspolicy import FinOpsPolicyStatus
 from finops_operator.handlers.status import write_status
+from finops_operator.kube import KubeClient
+from finops_operator.planners.budget import WorkloadFacts, restore
+from finops_operator.planners.ledger import LEDGER_FINALIZER, PodFacts
 from finops_operator.planners.policy import (
     DeploymentFacts,
     PeerPolicy,
+    PlannedEvent,
     PolicyObservation,
+    PolicyPlan,
     gpus_in_pod_spec,
+    parse_spec,
     plan_policy,
 )
 from finops_operator.settings import Settings
+from finops_operator.telemetry import prometheus
+from finops_operator.telemetry.alerts import Alert, post_alerts
 
 GROUP, VERSION, PLURAL = "finops.dev", "v1alpha1", "finopspolicies"
 KIND = "FinOpsPolicy"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 
 
 def _current_status(raw: Mapping[str, Any]) -> FinOpsPolicyStatus:
@@ -36,34 +46,112 @@ def _current_status(raw: Mapping[str, Any]) -> FinOpsPolicyStatus:
         return FinOpsPolicyStatus()  # an unreadable status is rebuilt, never trusted
 
 
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def pod_facts(
+    *,
+    namespace: str,
+    name: str,
+    labels: Mapping[str, str],
+    spec: Mapping[str, Any],
+    status: Mapping[str, Any],
+    meta: Mapping[str, Any],
+) -> PodFacts:
+    """Running interval of a pod from its status: containers' start and finish, else deletion."""
+    states = [cs.get("state") or {} for cs in status.get("containerStatuses") or []]
+    starts = [_time(s[k].get("startedAt")) for s in states for k in ("running", "terminated") if k in s]
+    started = min((t for t in starts if t), default=None)
+    if started is None and status.get("phase") == "Running":
+        started = _time(status.get("startTime"))
+    finished = [_time(s["terminated"].get("finishedAt")) for s in states if "terminated" in s]
+    ended: datetime | None = None
+    if status.get("phase") in ("Succeeded", "Failed"):
+        ended = max((t for t in finished if t), default=None) or _time(meta.get("deletionTimestamp"))
+    elif meta.get("deletionTimestamp"):
+        ended = _time(meta.get("deletionTimestamp"))
+    return PodFacts(
+        namespace=namespace,
+        name=name,
+        labels=dict(labels),
+        gpus=gpus_in_pod_spec(spec),
+        node_name=spec.get("nodeName"),
+        running_since=started,
+        ended_at=ended,
+        has_finalizer=LEDGER_FINALIZER in (meta.get("finalizers") or []),
+    )
+
+
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     """Register the FinOpsPolicy handlers on ``registry``."""
+    _register_indexes(registry)
+    _register_reconcilers(registry, settings)
+
+
+def _register_indexes(registry: kopf.OperatorRegistry) -> None:
+    """In-memory views kept current by watch streams, so a sample never LISTs the cluster."""
 
     @kopf.index("apps", "v1", "deployments", id="deployments_by_namespace", registry=registry)
     def deployments_by_namespace(
+        *,
         namespace: str | None,
         name: str,
         labels: Mapping[str, str],
+        annotations: Mapping[str, str],
         spec: Mapping[str, Any],
         status: Mapping[str, Any],
+        uid: str,
         **_: Any,
     ) -> dict[str, DeploymentFacts]:
         pod_spec = (spec.get("template") or {}).get("spec") or {}
+        try:
+            selector = LabelSelector.model_validate(dict(spec.get("selector") or {}))
+        except ValidationError:
+            selector = None
         namespace = namespace or ""
         return {
             namespace: DeploymentFacts(
                 namespace=namespace,
                 name=name,
+                uid=uid,
                 labels=dict(labels),
-                replicas=int(spec.get("replicas", 1) or 0),
+                annotations=dict(annotations),
+                replicas=int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1),
                 ready_replicas=int(status.get("readyReplicas", 0) or 0),
                 gpus_per_pod=gpus_in_pod_spec(pod_spec),
+                pod_selector=selector,
             )
         }
 
+    def _is_gpu_pod(spec: Mapping[str, Any], **_: Any) -> bool:
+        return gpus_in_pod_spec(spec) > 0
+
+    @kopf.index("", "v1", "pods", id="gpu_pods_by_namespace", when=_is_gpu_pod, registry=registry)
+    def gpu_pods_by_namespace(
+        *,
+        namespace: str | None,
+        name: str,
+        labels: Mapping[str, str],
+        spec: Mapping[str, Any],
+        status: Mapping[str, Any],
+        meta: Mapping[str, Any],
+        **_: Any,
+    ) -> dict[str, PodFacts]:
+        return {
+            namespace or "": pod_facts(
+                namespace=namespace or "", name=name, labels=labels, spec=spec, status=status, meta=meta
+            )
+        }
+
+    @kopf.index("", "v1", "nodes", id="gpu_product_by_node", registry=registry)
+    def gpu_product_by_node(name: str, labels: Mapping[str, str], **_: Any) -> dict[str, str] | None:
+        product = labels.get(GPU_PRODUCT_LABEL)
+        return {name: product} if product else None
+
     @kopf.index(GROUP, VERSION, PLURAL, id="policies_by_namespace", registry=registry)
     def policies_by_namespace(
-        namespace: str | None, name: str, spec: Mapping[str, Any], **_: Any
+        *, namespace: str | None, name: str, spec: Mapping[str, Any], **_: Any
     ) -> dict[str, PeerPolicy] | None:
         try:
             selector = LabelSelector.model_validate(dict(spec.get("targetWorkloadSelector") or {}))
@@ -71,6 +159,8 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
             return None
         return {namespace or "": PeerPolicy(name=name, selector=selector)}
 
+
+def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     def reconcile(
         *,
         namespace: str,
@@ -78,22 +168,56 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         spec: Mapping[str, Any],
         status: Mapping[str, Any],
         meta: Mapping[str, Any],
+        body: kopf.Body,
         patch: kopf.Patch,
         logger: logging.Logger,
+        memo: kopf.Memo,
         deployments_by_namespace: kopf.Index[str, DeploymentFacts],
+        gpu_pods_by_namespace: kopf.Index[str, PodFacts],
+        gpu_product_by_node: kopf.Index[str, str],
         policies_by_namespace: kopf.Index[str, PeerPolicy],
+        **_: Any,
     ) -> None:
         started = time.perf_counter()
+        now = datetime.now(UTC)  # read once: every decision of this sample uses the same instant
+        utilization, metrics_error = _pod_utilization(settings, namespace, logger)
         observation = PolicyObservation(
+            name=name,
             generation=int(meta.get("generation", 0)),
             current_status=_current_status(status),
             deployments=list(deployments_by_namespace.get(namespace, [])),
             peers=[peer for peer in policies_by_namespace.get(namespace, []) if peer.name != name],
+            pods=list(gpu_pods_by_namespace.get(namespace, [])),
+            gpu_product_of_node={
+                node: next(iter(products)) for node, products in gpu_product_by_node.items()
+            },
+            pod_utilization=utilization,
+            metrics_error=metrics_error,
         )
-        plan = plan_policy(spec, observation, datetime.now(UTC))
-        if write_status(KIND, status, plan.status.to_wire(), patch):
-            logger.debug("status updated")
-        metrics.record_policy(namespace, name, len(plan.governed))
+        plan = plan_policy(spec, observation, now)
+        kube: KubeClient = memo.kube
+        _apply(
+            kube=kube,
+            namespace=namespace,
+            policy=name,
+            body=body,
+            plan=plan,
+            observation=observation,
+            logger=logger,
+        )
+        write_status(KIND, status, plan.status.to_wire(), patch)
+        _notify(
+            kube=kube, namespace=namespace, policy=name, spec=spec, events=plan.events, now=now, logger=logger
+        )
+        metrics.record_policy(
+            namespace,
+            name,
+            governed=len(plan.governed),
+            gpu_hours=plan.status.gpu_hours_used,
+            cost=plan.status.cost_used,
+            budget_percent=plan.status.budget_used_percent,
+            idle=plan.status.idle_workloads,
+        )
         metrics.record_reconcile(KIND, time.perf_counter() - started)
 
     @kopf.timer(
@@ -105,30 +229,154 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         registry=registry,
     )
     def reconcile_on_timer(**kwargs: Any) -> None:
-        reconcile(**_reconcile_arguments(kwargs))
+        reconcile(**kwargs)
 
     @kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile_on_create", registry=registry)
     @kopf.on.update(GROUP, VERSION, PLURAL, id="reconcile_on_update", field="spec", registry=registry)
     def reconcile_on_change(**kwargs: Any) -> None:
-        reconcile(**_reconcile_arguments(kwargs))
+        reconcile(**kwargs)
 
-    @kopf.on.delete(GROUP, VERSION, PLURAL, id="forget_metrics", registry=registry, optional=True)
-    def forget(namespace: str | None, name: str, **_: Any) -> None:
-        metrics.forget_policy(namespace or "", name)
-
-
-_RECONCILE_ARGUMENTS = (
-    "namespace",
-    "name",
-    "spec",
-    "status",
-    "meta",
-    "patch",
-    "logger",
-    "deployments_by_namespace",
-    "policies_by_namespace",
-)
+    @kopf.on.delete(GROUP, VERSION, PLURAL, id="restore_on_delete", registry=registry)
+    def restore_on_delete(**kwargs: Any) -> None:
+        _restore_on_delete(**kwargs)
 
 
-def _reconcile_arguments(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: kwargs[key] for key in _RECONCILE_ARGUMENTS}
+def _restore_on_delete(
+    *,
+    namespace: str | None,
+    name: str,
+    body: kopf.Body,
+    memo: kopf.Memo,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
+    deployments_by_namespace: kopf.Index[str, DeploymentFacts],
+    gpu_pods_by_namespace: kopf.Index[str, PodFacts],
+    **_: Any,
+) -> None:
+    """Deleting a policy undoes everything it did: replicas restored, ledger finalizers released."""
+    namespace = namespace or ""
+    kube: KubeClient = memo.kube
+    ours: list[DeploymentFacts] = []
+    for deployment in deployments_by_namespace.get(namespace, []):
+        mark = deployment.as_workload().scaled_by()
+        if (mark and mark[0] == name) or any(
+            a.startswith("finops.dev/replica-cap") for a in deployment.annotations
+        ):
+            ours.append(deployment)
+    for deployment in ours:
+        change = restore(
+            WorkloadFacts(deployment.name, deployment.replicas, deployment.annotations),
+            "PolicyDeleted",
+            f"FinOpsPolicy {name} deleted",
+        )
+        kube.patch_deployment(namespace, deployment.name, change.replicas, change.annotations)
+        _post(deployment, namespace, "Normal", "PolicyDeleted", change.message)
+        logger.info(change.message)
+    try:
+        spec = parse_spec(body.get("spec") or {})
+    except ValidationError:
+        spec = None
+    for pod in gpu_pods_by_namespace.get(namespace, []):
+        if pod.has_finalizer and (
+            spec is None
+            or _selected_by(spec.target_workload_selector, pod, deployments_by_namespace.get(namespace, []))
+        ):
+            kube.remove_pod_finalizer(namespace, pod.name, LEDGER_FINALIZER)
+    metrics.forget_policy(namespace, name)
+
+
+def _selected_by(selector: LabelSelector, pod: PodFacts, deployments: Any) -> bool:
+    from finops_operator.planners.selectors import selector_matches  # noqa: PLC0415 - local helper
+
+    return any(selector_matches(selector, d.labels) and d.owns(pod) for d in deployments)
+
+
+def _pod_utilization(
+    settings: Settings, namespace: str, logger: logging.Logger
+) -> tuple[dict[str, float] | None, str | None]:
+    if settings.prometheus_url is None:
+        return None, None
+    query = settings.gpu_utilization_query.replace("$namespace", namespace)
+    try:
+        samples = prometheus.query(str(settings.prometheus_url), query)
+    except prometheus.PrometheusError as error:
+        logger.warning("GPU utilisation unavailable: %s", error)
+        return None, f"GPU utilisation query failed: {error}; idle shutdown is suspended"
+    return {s.labels["pod"]: s.value for s in samples if "pod" in s.labels}, None
+
+
+def _apply(
+    *,
+    kube: KubeClient,
+    namespace: str,
+    policy: str,
+    body: kopf.Body,
+    plan: PolicyPlan,
+    observation: PolicyObservation,
+    logger: logging.Logger,
+) -> None:
+    """Make the plan real. Every change is a patch of a field the plan computed, so a crash halfway
+    is repaired by the next sample."""
+    for pod in plan.pods_to_track:
+        kube.add_pod_finalizer(namespace, pod.name, LEDGER_FINALIZER)
+    for pod in plan.pods_to_release:
+        kube.remove_pod_finalizer(namespace, pod.name, LEDGER_FINALIZER)
+    by_name = {d.name: d for d in observation.deployments}
+    for change in plan.changes:
+        try:
+            kube.patch_deployment(namespace, change.workload, change.replicas, change.annotations)
+        except ApiException as error:
+            logger.warning("could not change %s: %s", change.workload, error.reason)
+            continue
+        metrics.record_action(namespace, policy, change.reason)
+        logger.info(change.message)
+    for event in plan.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        deployment = by_name.get(event.workload or "")
+        if deployment is not None:
+            _post(deployment, namespace, event.type, event.reason, event.message)
+
+
+def _post(deployment: DeploymentFacts, namespace: str, type_: str, reason: str, message: str) -> None:
+    reference = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": deployment.name, "namespace": namespace, "uid": deployment.uid},
+    }
+    kopf.event(cast("kopf.Body", reference), type=type_, reason=reason, message=message)
+
+
+def _notify(
+    *,
+    kube: KubeClient,
+    namespace: str,
+    policy: str,
+    spec: Mapping[str, Any],
+    events: tuple[PlannedEvent, ...],
+    now: datetime,
+    logger: logging.Logger,
+) -> None:
+    """Send alert-worthy events to the policy's Alertmanager-format webhook, if it has one."""
+    alerts = [e for e in events if e.alert]
+    reference = ((spec.get("alerting") or {}).get("webhookSecretRef")) or None
+    if not alerts or not reference:
+        return
+    try:
+        url = kube.secret_value(namespace, reference["name"], reference.get("key", "url"))
+        post_alerts(
+            url,
+            [
+                Alert(
+                    name=e.reason,
+                    severity=e.route.severity.value if e.route else "WARNING",
+                    recipient_group=e.route.recipient_group if e.route else "",
+                    namespace=namespace,
+                    policy=policy,
+                    message=e.message,
+                    workload=e.workload,
+                )
+                for e in alerts
+            ],
+            now,
+        )
+    except (ApiException, KeyError, OSError) as error:
+        logger.warning("alert webhook delivery failed: %s", error)

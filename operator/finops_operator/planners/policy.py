@@ -1,5 +1,6 @@
-"""FinOpsPolicy planner: from the policy, the Deployments of its namespace and the other policies
-there, decide what the policy governs and what its status should say."""
+"""FinOpsPolicy planner: from the policy, what it observes in its namespace (Deployments, their pods,
+other policies, GPU utilisation) and the clock, decide the ledger, the budget actions, idle shutdown,
+the status and the Events. The handler only applies the plan."""
 
 from __future__ import annotations
 
@@ -10,19 +11,34 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from finops_operator.api.common import ConditionStatus, LabelSelector
+from finops_operator.api.common import ConditionStatus, EnforcementMode, LabelSelector
 from finops_operator.api.conditions import ConditionType, ConditionUpdate, Reason, apply_conditions
 from finops_operator.api.finopspolicy import (
+    AlertRoute,
     FinOpsPolicySpec,
     FinOpsPolicyStatus,
+    Severity,
     WorkloadState,
     WorkloadStatus,
 )
+from finops_operator.planners.budget import (
+    REASON_BUDGET,
+    REASON_IDLE,
+    ReplicaChange,
+    WorkloadFacts,
+    assess_budget,
+    ceil_percent,
+    plan_budget_actions,
+    thresholds_to_announce,
+)
+from finops_operator.planners.idle import plan_idle
+from finops_operator.planners.ledger import Ledger, PodFacts, advance_ledger
 from finops_operator.planners.selectors import selector_matches
 from finops_operator.planners.window import InvalidTimeZoneError, window_bounds
 
 GPU_RESOURCE = "nvidia.com/gpu"
 MAX_LISTED_WORKLOADS = 500
+MAX_LISTED_VIOLATIONS = 100
 
 
 @dataclass(frozen=True)
@@ -32,9 +48,22 @@ class DeploymentFacts:
     namespace: str
     name: str
     labels: Mapping[str, str] = field(default_factory=dict)
+    uid: str = ""
     replicas: int = 0
     ready_replicas: int = 0
     gpus_per_pod: int = 0
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    pod_selector: LabelSelector | None = None
+
+    def as_workload(self) -> WorkloadFacts:
+        return WorkloadFacts(self.name, self.replicas, self.annotations)
+
+    def owns(self, pod: PodFacts) -> bool:
+        return (
+            self.pod_selector is not None
+            and bool(self.pod_selector.match_labels or self.pod_selector.match_expressions)
+            and selector_matches(self.pod_selector, pod.labels)
+        )
 
 
 @dataclass(frozen=True)
@@ -47,10 +76,29 @@ class PeerPolicy:
 
 @dataclass(frozen=True)
 class PolicyObservation:
+    name: str
     generation: int
     current_status: FinOpsPolicyStatus
     deployments: Sequence[DeploymentFacts]
     peers: Sequence[PeerPolicy] = ()
+    pods: Sequence[PodFacts] = ()
+    gpu_product_of_node: Mapping[str, str] = field(default_factory=dict)
+    pod_utilization: Mapping[str, float] | None = None
+    """GPU utilisation (percent) per pod name; None when no Prometheus is configured or reachable."""
+    metrics_error: str | None = None
+
+
+@dataclass(frozen=True)
+class PlannedEvent:
+    """A Kubernetes Event to post on the policy, and on the workload when one is named."""
+
+    type: str
+    reason: str
+    message: str
+    workload: str | None = None
+    route: AlertRoute | None = None
+    alert: bool = False
+    """Also send to the alert webhook."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +106,12 @@ class PolicyPlan:
     status: FinOpsPolicyStatus
     governed: tuple[str, ...] = ()
     conflicted: tuple[str, ...] = ()
+    changes: tuple[ReplicaChange, ...] = ()
+    events: tuple[PlannedEvent, ...] = ()
+    pods_to_track: tuple[PodFacts, ...] = ()
+    """Running GPU pods of governed workloads that still need the ledger finalizer."""
+    pods_to_release: tuple[PodFacts, ...] = ()
+    """Pods whose finalizer can go once the status (ledger) is written."""
 
 
 def parse_spec(raw: Mapping[str, Any]) -> FinOpsPolicySpec:
@@ -84,6 +138,18 @@ def gpus_in_pod_spec(pod_spec: Mapping[str, Any]) -> int:
     return max(regular, init)
 
 
+def ledger_from_status(status: FinOpsPolicyStatus) -> Ledger | None:
+    if status.window_start is None or status.ledger_time is None:
+        return None
+    return Ledger(
+        window_start=status.window_start,
+        accounted_until=status.ledger_time,
+        gpu_hours=status.gpu_hours_used,
+        cost=status.cost_used,
+        by_workload={w.name: w.gpu_hours for w in status.workloads},
+    )
+
+
 def _invalid(observation: PolicyObservation, now: datetime, reason: str, message: str) -> PolicyPlan:
     status = observation.current_status.model_copy(deep=True)
     status.conditions = apply_conditions(
@@ -96,8 +162,18 @@ def _invalid(observation: PolicyObservation, now: datetime, reason: str, message
     return PolicyPlan(status=status)
 
 
+def _event(
+    route: AlertRoute | None, reason: str, message: str, workload: str | None = None, alert: bool = True
+) -> PlannedEvent:
+    severity = route.severity if route else Severity.WARNING
+    kind = "Normal" if severity == Severity.INFO else "Warning"
+    prefix = f"[{severity.value}{f' -> {route.recipient_group}' if route else ''}] "
+    return PlannedEvent(kind, reason, prefix + message, workload, route, alert)
+
+
 def plan_policy(raw_spec: Mapping[str, Any], observation: PolicyObservation, now: datetime) -> PolicyPlan:
-    """Decide governed workloads, overlaps and conditions. Pure: same inputs, same plan."""
+    """Decide everything a policy does in one sample. Pure: same inputs, same plan; applying the plan
+    and planning again yields no further change."""
     try:
         spec = parse_spec(raw_spec)
         window_start, window_end = window_bounds(spec.budget_window, now)
@@ -108,6 +184,7 @@ def plan_policy(raw_spec: Mapping[str, Any], observation: PolicyObservation, now
     except InvalidTimeZoneError as error:
         return _invalid(observation, now, Reason.INVALID_TIME_ZONE, str(error))
 
+    policy = observation.name
     selected = sorted(
         (d for d in observation.deployments if selector_matches(spec.target_workload_selector, d.labels)),
         key=lambda d: d.name,
@@ -117,30 +194,256 @@ def plan_policy(raw_spec: Mapping[str, Any], observation: PolicyObservation, now
         for d in selected
     }
     conflicted = tuple(name for name, peers in overlaps.items() if peers)
-    governed = tuple(d.name for d in selected if d.name not in conflicted)
+    governed = [d for d in selected if d.name not in conflicted]
 
-    status = observation.current_status.model_copy(deep=True)
+    pods_by_workload = _pods_by_workload(governed, observation.pods)
+    previous = observation.current_status
+    advance = advance_ledger(
+        previous=ledger_from_status(previous),
+        window_start=window_start,
+        pods_by_workload=pods_by_workload,
+        gpu_product_of_node=observation.gpu_product_of_node,
+        pricing=spec.pricing,
+        now=now,
+    )
+    ledger = advance.ledger
+    assessment = assess_budget(
+        limits=spec.cost_limits,
+        ledger=ledger,
+        running_gpus=advance.running_gpus,
+        cost_per_hour=advance.cost_per_hour,
+        window_end=window_end,
+        now=now,
+    )
+    new_window = previous.window_start != window_start
+    already = [] if new_window else list(previous.thresholds_notified)
+    crossed = thresholds_to_announce(spec.cost_limits, assessment.used_percent, already)
+
+    alerting = spec.alerting
+    events: list[PlannedEvent] = [
+        _event(
+            alerting.threshold_exceeded if alerting else None,
+            "BudgetThresholdCrossed",
+            f"{policy} used {assessment.used_percent:.0f}% of its daily budget (threshold {t}%)",
+        )
+        for t in crossed
+    ]
+    budget = plan_budget_actions(policy, spec, assessment, [d.as_workload() for d in governed])
+    changes = list(budget.changes)
+    exhausted_route = alerting.budget_exhausted if alerting else None
+    for change in budget.changes:
+        events.append(
+            _event(
+                exhausted_route if change.reason == "BudgetExhausted" else None,
+                change.reason,
+                change.message,
+                change.workload,
+                alert=change.reason == "BudgetExhausted",
+            )
+        )
+    verb = "would have" if spec.enforcement_mode == EnforcementMode.DRY_RUN else "would have (Warn mode)"
+    for would in budget.would:
+        events.append(
+            _event(
+                exhausted_route,
+                f"{would.reason}{spec.enforcement_mode.value}",
+                f"{verb} {would.message}",
+                would.workload,
+                alert=spec.enforcement_mode == EnforcementMode.WARN,
+            )
+        )
+
+    idle = _plan_idle_all(
+        policy=policy,
+        spec=spec,
+        governed=governed,
+        pods_by_workload=pods_by_workload,
+        observation=observation,
+        already_changed={c.workload for c in changes},
+        now=now,
+    )
+    changes.extend(idle.changes)
+    events.extend(idle.events)
+
+    status = previous.model_copy(deep=True)
     status.observed_generation = observation.generation
     status.window_start, status.window_end = window_start, window_end
+    status.ledger_time = ledger.accounted_until
+    status.gpu_hours_used = round(ledger.gpu_hours, 6)
+    status.cost_used = round(ledger.cost, 6)
+    status.gpu_hours_remaining = (
+        round(assessment.gpu_hours_remaining, 6) if assessment.gpu_hours_remaining is not None else None
+    )
+    status.budget_used_percent = ceil_percent(assessment.used_percent)
+    status.projected_exhaustion_time = assessment.projected_exhaustion
+    status.thresholds_notified = sorted({*already, *crossed})
     status.governed_workloads = len(governed)
+    status.idle_workloads = len(idle.idle_names)
     status.workloads = [
         WorkloadStatus(
             name=d.name,
-            state=WorkloadState.CONFLICT if d.name in conflicted else WorkloadState.ACTIVE,
+            state=_state(policy, d, conflicted),
             gpus_per_pod=d.gpus_per_pod,
+            gpu_hours=round(ledger.by_workload.get(d.name, 0.0), 6),
+            idle_since=idle.idle_since.get(d.name),
         )
         for d in selected[:MAX_LISTED_WORKLOADS]
     ]
+    status.conditions = apply_conditions(
+        status.conditions,
+        _conditions(
+            spec=spec,
+            selected=selected,
+            governed=governed,
+            conflicted=conflicted,
+            overlaps=overlaps,
+            exhausted=assessment.exhausted,
+            idle=idle.idle_names,
+            observation=observation,
+            metrics_missing=idle.metrics_missing,
+        ),
+        observation.generation,
+        now,
+    )
+    tracked = {(p.namespace, p.name) for pods in pods_by_workload.values() for p in pods}
+    return PolicyPlan(
+        status=status,
+        governed=tuple(d.name for d in governed),
+        conflicted=conflicted,
+        changes=tuple(changes),
+        events=tuple(events),
+        pods_to_track=tuple(
+            p
+            for pods in pods_by_workload.values()
+            for p in pods
+            if not p.has_finalizer and p.ended_at is None and p.gpus > 0
+        ),
+        pods_to_release=tuple(
+            p for p in advance.releasable if p.has_finalizer and (p.namespace, p.name) in tracked
+        ),
+    )
+
+
+def _mean_utilization(by_pod: Mapping[str, float] | None, pods: Sequence[PodFacts]) -> float | None:
+    """Mean over the workload's running pods that have a sample; None without any evidence."""
+    if by_pod is None:
+        return None
+    values = [by_pod[p.name] for p in pods if p.ended_at is None and p.name in by_pod]
+    return sum(values) / len(values) if values else None
+
+
+def _pods_by_workload(
+    governed: Sequence[DeploymentFacts], pods: Sequence[PodFacts]
+) -> dict[str, list[PodFacts]]:
+    """GPU pods of each governed Deployment; a pod belongs to the first Deployment selecting it."""
+    result: dict[str, list[PodFacts]] = {d.name: [] for d in governed}
+    claimed: set[tuple[str, str]] = set()
+    for deployment in governed:
+        for pod in pods:
+            if (pod.namespace, pod.name) not in claimed and deployment.owns(pod):
+                result[deployment.name].append(pod)
+                claimed.add((pod.namespace, pod.name))
+    return result
+
+
+@dataclass(frozen=True)
+class _IdleOutcome:
+    changes: list[ReplicaChange]
+    events: list[PlannedEvent]
+    idle_since: dict[str, datetime | None]
+    idle_names: list[str]
+    metrics_missing: list[str]
+
+
+def _plan_idle_all(
+    *,
+    policy: str,
+    spec: FinOpsPolicySpec,
+    governed: Sequence[DeploymentFacts],
+    pods_by_workload: Mapping[str, Sequence[PodFacts]],
+    observation: PolicyObservation,
+    already_changed: set[str],
+    now: datetime,
+) -> _IdleOutcome:
+    """Idle tracking and shutdown for every governed workload; a budget change wins when both apply."""
+    outcome = _IdleOutcome([], [], {}, [], [])
+    previous_workloads = {w.name: w for w in observation.current_status.workloads}
+    route = spec.alerting.idle_shutdown if spec.alerting else None
+    verb = "would have" if spec.enforcement_mode == EnforcementMode.DRY_RUN else "would have (Warn mode)"
+    for deployment in governed:
+        usage = _mean_utilization(observation.pod_utilization, pods_by_workload.get(deployment.name, ()))
+        if observation.pod_utilization is not None and usage is None and deployment.replicas > 0:
+            outcome.metrics_missing.append(deployment.name)
+        before = previous_workloads.get(deployment.name)
+        decision = plan_idle(
+            policy=policy,
+            spec=spec,
+            workload=deployment.as_workload(),
+            utilization=usage,
+            idle_since=before.idle_since if before else None,
+            now=now,
+        )
+        outcome.idle_since[deployment.name] = decision.idle_since
+        if decision.idle:
+            outcome.idle_names.append(deployment.name)
+        if decision.change and deployment.name not in already_changed:
+            outcome.changes.append(decision.change)
+            outcome.events.append(
+                _event(
+                    route,
+                    decision.change.reason,
+                    decision.change.message,
+                    deployment.name,
+                    alert=decision.change.reason == "IdleShutdown",
+                )
+            )
+        if decision.would:
+            outcome.events.append(
+                _event(
+                    route,
+                    f"IdleShutdown{spec.enforcement_mode.value}",
+                    f"{verb} {decision.would.message}",
+                    deployment.name,
+                    alert=False,
+                )
+            )
+    return outcome
+
+
+def _state(policy: str, deployment: DeploymentFacts, conflicted: Sequence[str]) -> WorkloadState:
+    if deployment.name in conflicted:
+        return WorkloadState.CONFLICT
+    mark = deployment.as_workload().scaled_by()
+    if mark == (policy, REASON_IDLE):
+        return WorkloadState.IDLE_SCALED_DOWN
+    if mark == (policy, REASON_BUDGET):
+        return WorkloadState.BUDGET_SCALED_DOWN
+    return WorkloadState.ACTIVE
+
+
+def _conditions(
+    *,
+    spec: FinOpsPolicySpec,
+    selected: Sequence[DeploymentFacts],
+    governed: Sequence[DeploymentFacts],
+    conflicted: Sequence[str],
+    overlaps: Mapping[str, Sequence[str]],
+    exhausted: Sequence[str],
+    idle: Sequence[str],
+    observation: PolicyObservation,
+    metrics_missing: Sequence[str],
+) -> list[ConditionUpdate]:
+    true, false = ConditionStatus.TRUE, ConditionStatus.FALSE
     updates = [
         ConditionUpdate(
             ConditionType.READY,
-            ConditionStatus.TRUE,
+            true,
             Reason.RECONCILED if selected else Reason.NO_MATCHING_WORKLOADS,
             f"governing {len(governed)} Deployment(s)" if selected else "no Deployment matches the selector",
         ),
         ConditionUpdate(
             ConditionType.CONFLICT,
-            ConditionStatus.TRUE,
+            true,
             Reason.SELECTOR_OVERLAP,
             "; ".join(f"{name} is also selected by {', '.join(overlaps[name])}" for name in conflicted)
             + "; neither policy acts on these",
@@ -148,10 +451,62 @@ def plan_policy(raw_spec: Mapping[str, Any], observation: PolicyObservation, now
         if conflicted
         else ConditionUpdate(
             ConditionType.CONFLICT,
-            ConditionStatus.FALSE,
+            false,
             Reason.NO_OVERLAP,
             "no governed Deployment is selected by another policy",
         ),
     ]
-    status.conditions = apply_conditions(status.conditions, updates, observation.generation, now)
-    return PolicyPlan(status=status, governed=governed, conflicted=conflicted)
+    if spec.cost_limits and (
+        spec.cost_limits.daily_gpu_hours is not None or spec.cost_limits.daily_cost is not None
+    ):
+        updates.append(
+            ConditionUpdate(
+                ConditionType.BUDGET_EXCEEDED,
+                true,
+                Reason.BUDGET_EXHAUSTED,
+                f"{', '.join(exhausted)} used up; budgetAction {spec.cost_limits.budget_action.value} "
+                f"({spec.enforcement_mode.value})",
+            )
+            if exhausted
+            else ConditionUpdate(ConditionType.BUDGET_EXCEEDED, false, Reason.WITHIN_BUDGET, "within budget")
+        )
+    else:
+        updates.append(
+            ConditionUpdate(ConditionType.BUDGET_EXCEEDED, false, Reason.NO_BUDGET, "no daily budget set")
+        )
+    updates.append(
+        ConditionUpdate(ConditionType.IDLE, true, "WorkloadsIdle", f"idle: {', '.join(idle)}")
+        if idle
+        else ConditionUpdate(ConditionType.IDLE, false, "NoIdleWorkloads", "no governed workload is idle")
+    )
+    if observation.pod_utilization is None:
+        updates.append(
+            ConditionUpdate(
+                ConditionType.METRICS_AVAILABLE,
+                false,
+                Reason.METRICS_NOT_CONFIGURED,
+                observation.metrics_error
+                or "no Prometheus URL configured; "
+                "idle shutdown is suspended (never shuts down without evidence)",
+            )
+        )
+    elif metrics_missing:
+        updates.append(
+            ConditionUpdate(
+                ConditionType.METRICS_AVAILABLE,
+                false,
+                "MetricsMissing",
+                f"no GPU utilisation for {', '.join(metrics_missing[:20])}; "
+                "they are never shut down for idleness without data",
+            )
+        )
+    else:
+        updates.append(
+            ConditionUpdate(
+                ConditionType.METRICS_AVAILABLE,
+                true,
+                "MetricsFound",
+                "GPU utilisation available for every running workload",
+            )
+        )
+    return updates

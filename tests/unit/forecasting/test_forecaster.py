@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from forecasting import ForecastConfig, Forecaster, InsufficientHistoryError, NotFittedError, forecast_series
+from forecasting.models import fit_ar
 from forecasting.synthetic import synthetic_demand
 
 HOURLY = pd.Timedelta(hours=1)
@@ -129,3 +130,26 @@ def test_forecaster_pickles_round_trip(seasonal_hourly: pd.Series) -> None:
 def test_unknown_model_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown model"):
         ForecastConfig(model="prophet")
+
+
+def test_ar_model_recovers_coefficients_and_stays_stationary() -> None:
+    rng = np.random.default_rng(4)
+    y = np.zeros(3000)
+    for t in range(2, len(y)):
+        y[t] = 0.6 * y[t - 1] + 0.25 * y[t - 2] + rng.normal()
+    model = fit_ar(y + 50.0, 0, (), "ar")
+    assert model is not None
+    assert model.phi[:2] == pytest.approx([0.6, 0.25], abs=0.06)
+    path = model.path(500)
+    assert abs(path[-1] - float(np.mean(y + 50.0))) < 1.0  # mean reversion, no explosion
+
+
+def test_refit_inherits_the_resolved_error_pool(seasonal_hourly: pd.Series) -> None:
+    values = seasonal_hourly.to_numpy()
+    first = Forecaster(CONFIG).fit(seasonal_hourly.iloc[:-48])
+    first.update_values(values[-48:])
+    inherited = len(first._errors[0])
+    second = Forecaster(CONFIG).fit(seasonal_hourly, previous=first)
+    fresh = Forecaster(CONFIG).fit(seasonal_hourly)
+    assert len(second._errors[0]) == inherited > len(fresh._errors[0])
+    assert np.all(np.isfinite(second.forecast(6, (0.05, 0.95)).quantiles[0.95]))

@@ -11,6 +11,7 @@ from forecasting.simulate import (
     CapacityModel,
     HpaPolicy,
     HpaSettings,
+    PredictivePolicy,
     ReplaySettings,
     StaticPolicy,
     oracle_run,
@@ -95,16 +96,25 @@ def test_walk_forward_forecasts_ignore_later_data() -> None:
     altered = series.copy()
     altered.iloc[120:] *= 3.0
     config = ForecastConfig(step=pd.Timedelta(hours=1), horizon=3, weekly=False)
+    # Refits every 7 steps: each inherits its predecessor's error pool, which must hold resolved errors only.
     a = walk_forward_forecasts(
-        series, 100, 130, horizon=3, quantiles=(0.5, 0.9), config=config, refit_every=24
+        series, 100, 130, horizon=3, quantiles=(0.5, 0.9, 0.99), config=config, refit_every=7
     )
     b = walk_forward_forecasts(
-        altered, 100, 130, horizon=3, quantiles=(0.5, 0.9), config=config, refit_every=24
+        altered, 100, 130, horizon=3, quantiles=(0.5, 0.9, 0.99), config=config, refit_every=7
     )
     upto = 120 - 100 + 1  # the forecast issued at step 120 has seen demand[:120] only
     assert np.array_equal(a.mean[:upto], b.mean[:upto])
-    assert np.array_equal(a.quantiles[0.9][:upto], b.quantiles[0.9][:upto])
+    for q in (0.9, 0.99):
+        assert np.array_equal(a.quantiles[q][:upto], b.quantiles[q][:upto])
     assert not np.array_equal(a.mean, b.mean)
+    # The predictive policy built on those forecasts decides identically up to step 120 as well.
+    cap = CapacityModel(capacity_per_replica=20.0, step_seconds=3600.0)
+    runs = []
+    for table, demand in ((a, series.to_numpy()), (b, altered.to_numpy())):
+        floors = np.ceil(table.quantiles[0.99][:, :2].max(axis=1) / 20.0).astype(np.int64)
+        runs.append(simulate(demand, PredictivePolicy(floors, 100), cap, 100, 130, initial_replicas=5))
+    assert runs[0].replicas[:upto].tolist() == runs[1].replicas[:upto].tolist()
 
 
 def test_run_comparison_on_a_small_trace(tmp_path: Path) -> None:
@@ -121,7 +131,7 @@ def test_run_comparison_on_a_small_trace(tmp_path: Path) -> None:
         history=pd.Timedelta(days=4),
         predictive_quantiles=(0.9, 0.99),
         predictive_floor_targets=(1.0,),
-        predictive_targets=(0.8, 1.0),
+        predictive_targets=(None, 1.0),
         forecast=ForecastConfig(weekly=False),
     )
     report = run_comparison(trace, settings)

@@ -1,0 +1,201 @@
+"""Daily budgets: how much is used, when it runs out, which thresholds to announce, and what to do
+to the governed workloads once it is exhausted (and undo at the next window)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from finops_operator.api.common import EnforcementMode
+from finops_operator.api.finopspolicy import BudgetAction, CostLimits, FinOpsPolicySpec
+from finops_operator.planners.ledger import Ledger
+
+ANNOTATION_PREVIOUS_REPLICAS = "finops.dev/previous-replicas"
+ANNOTATION_SCALED_BY = "finops.dev/scaled-by"
+ANNOTATION_REPLICA_CAP = "finops.dev/replica-cap"
+REASON_BUDGET = "budget"
+REASON_IDLE = "idle"
+
+
+@dataclass(frozen=True)
+class BudgetAssessment:
+    """Budget use in the current window."""
+
+    used_percent: float
+    gpu_hours_remaining: float | None
+    projected_exhaustion: datetime | None
+    exhausted: tuple[str, ...]
+    """Names of the budgets used up (dailyGPUHours, dailyCost)."""
+
+    @property
+    def exceeded(self) -> bool:
+        return bool(self.exhausted)
+
+
+def assess_budget(
+    *,
+    limits: CostLimits | None,
+    ledger: Ledger,
+    running_gpus: int,
+    cost_per_hour: float,
+    window_end: datetime,
+    now: datetime,
+) -> BudgetAssessment:
+    """Use, remaining and projected exhaustion at the current burn rate. Pure."""
+    if limits is None:
+        return BudgetAssessment(0.0, None, None, ())
+    shares: list[tuple[str, float, float, float]] = []  # name, used, limit, burn per hour
+    if limits.daily_gpu_hours is not None:
+        shares.append(("dailyGPUHours", ledger.gpu_hours, limits.daily_gpu_hours, float(running_gpus)))
+    if limits.daily_cost is not None:
+        shares.append(("dailyCost", ledger.cost, limits.daily_cost, cost_per_hour))
+    if not shares:
+        return BudgetAssessment(0.0, None, None, ())
+    percent = max(_percent(used, limit) for _, used, limit, _ in shares)
+    exhausted = tuple(name for name, used, limit, _ in shares if used >= limit)
+    exhaustion_times = [
+        now + timedelta(hours=(limit - used) / burn)
+        for _, used, limit, burn in shares
+        if used < limit and burn > 0
+    ]
+    projected = min(exhaustion_times, default=None)
+    if projected is not None and projected >= window_end:
+        projected = None
+    remaining = (
+        max(limits.daily_gpu_hours - ledger.gpu_hours, 0.0) if limits.daily_gpu_hours is not None else None
+    )
+    return BudgetAssessment(percent, remaining, projected, exhausted)
+
+
+def _percent(used: float, limit: float) -> float:
+    if limit <= 0:
+        return 100.0 if used > 0 or limit == 0 else 0.0
+    return 100.0 * used / limit
+
+
+def thresholds_to_announce(
+    limits: CostLimits | None, used_percent: float, already: Sequence[int]
+) -> tuple[int, ...]:
+    """Thresholds crossed and not yet announced in this window (each fires once per window)."""
+    if limits is None:
+        return ()
+    return tuple(
+        sorted(t for t in set(limits.alert_thresholds_percent) if used_percent >= t and t not in already)
+    )
+
+
+@dataclass(frozen=True)
+class WorkloadFacts:
+    """A governed Deployment and the operator's marks on it."""
+
+    name: str
+    replicas: int
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    def scaled_by(self) -> tuple[str, str] | None:
+        """(policy, reason) of the operator's scale-down recorded on this workload, if any."""
+        mark = self.annotations.get(ANNOTATION_SCALED_BY)
+        if not mark or ":" not in mark:
+            return None
+        policy, reason = mark.rsplit(":", 1)
+        return policy, reason
+
+
+@dataclass(frozen=True)
+class ReplicaChange:
+    """A change to one Deployment: replicas plus the annotations recording how to undo it."""
+
+    workload: str
+    replicas: int | None
+    annotations: Mapping[str, str | None]
+    reason: str
+    """CamelCase Event reason."""
+    message: str
+
+
+def scale_down(policy: str, workload: WorkloadFacts, target: int, why: str, reason: str) -> ReplicaChange:
+    """Scale to ``target`` recording the replicas to restore (an earlier record is kept)."""
+    previous = workload.annotations.get(ANNOTATION_PREVIOUS_REPLICAS, str(workload.replicas))
+    return ReplicaChange(
+        workload=workload.name,
+        replicas=target,
+        annotations={ANNOTATION_PREVIOUS_REPLICAS: previous, ANNOTATION_SCALED_BY: f"{policy}:{why}"},
+        reason=reason,
+        message=f"scaled {workload.name} from {workload.replicas} to {target} replicas",
+    )
+
+
+def restore(workload: WorkloadFacts, reason: str, why: str) -> ReplicaChange:
+    """Put back the recorded replica count and remove the operator's marks."""
+    raw = workload.annotations.get(ANNOTATION_PREVIOUS_REPLICAS)
+    replicas = int(raw) if raw is not None and raw.isdigit() else None
+    return ReplicaChange(
+        workload=workload.name,
+        replicas=replicas,
+        annotations={
+            ANNOTATION_PREVIOUS_REPLICAS: None,
+            ANNOTATION_SCALED_BY: None,
+            ANNOTATION_REPLICA_CAP: None,
+        },
+        reason=reason,
+        message=f"restored {workload.name} to {replicas} replicas ({why})"
+        if replicas is not None
+        else f"removed the operator's marks from {workload.name} ({why})",
+    )
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    changes: tuple[ReplicaChange, ...]
+    """Changes to make now (Enforce only)."""
+    would: tuple[ReplicaChange, ...]
+    """Changes Enforce would make, reported in DryRun and Warn."""
+
+
+def plan_budget_actions(
+    policy: str, spec: FinOpsPolicySpec, assessment: BudgetAssessment, workloads: Sequence[WorkloadFacts]
+) -> BudgetPlan:
+    """What the budget requires of each governed workload. Pure and idempotent: a workload already
+    in the required state yields no change."""
+    limits = spec.cost_limits
+    action = limits.budget_action if limits else BudgetAction.ALERT_ONLY
+    changes: list[ReplicaChange] = []
+    for workload in sorted(workloads, key=lambda w: w.name):
+        mark = workload.scaled_by()
+        ours = mark is not None and mark[0] == policy and mark[1] == REASON_BUDGET
+        capped = ANNOTATION_REPLICA_CAP in workload.annotations
+        if not assessment.exceeded:
+            if ours or capped:
+                changes.append(restore(workload, "BudgetRestored", "new budget window"))
+            continue
+        if action in (BudgetAction.SCALE_TO_ZERO, BudgetAction.SCALE_TO_MIN):
+            target = 0 if action == BudgetAction.SCALE_TO_ZERO else _min_replicas(spec)
+            if workload.replicas > target:
+                changes.append(scale_down(policy, workload, target, REASON_BUDGET, "BudgetExhausted"))
+        elif action == BudgetAction.BLOCK_SCALE_UP:
+            cap = int(workload.annotations.get(ANNOTATION_REPLICA_CAP, workload.replicas))
+            if not capped or workload.replicas > cap:
+                changes.append(
+                    ReplicaChange(
+                        workload=workload.name,
+                        replicas=cap if workload.replicas > cap else None,
+                        annotations={ANNOTATION_REPLICA_CAP: str(cap)},
+                        reason="BudgetExhausted",
+                        message=f"blocked scale-up of {workload.name} above {cap} replicas",
+                    )
+                )
+    if spec.enforcement_mode == EnforcementMode.ENFORCE:
+        return BudgetPlan(tuple(changes), ())
+    restores = tuple(c for c in changes if c.reason == "BudgetRestored")  # undo always allowed
+    return BudgetPlan(restores, tuple(c for c in changes if c.reason != "BudgetRestored"))
+
+
+def _min_replicas(spec: FinOpsPolicySpec) -> int:
+    return spec.auto_scale.min_replicas if spec.auto_scale else 1
+
+
+def ceil_percent(value: float) -> int:
+    """Percent shown in `kubectl get`: rounded down so 100 means the budget is really used up."""
+    return math.floor(value + 1e-9)

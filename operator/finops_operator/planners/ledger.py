@@ -1,0 +1,122 @@
+"""The GPU-hour ledger: how many GPU-hours (and how much money) the governed workloads used in the
+current budget window.
+
+The ledger is a running sum kept in the policy's status together with the instant it is accounted up
+to (``accountedUntil``). Each sample adds, for every pod, its GPUs times the part of its running
+interval that falls after that instant. Pods carry a finalizer while they are governed, so a pod
+deleted while the operator is down is still there, with its ``deletionTimestamp`` as the end of its
+interval, when the operator comes back: the sum is exact across restarts and ``kill -9``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from finops_operator.api.finopspolicy import Pricing
+
+LEDGER_FINALIZER = "finops.dev/gpu-ledger"
+SECONDS_PER_HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class PodFacts:
+    """A pod as the ledger needs it."""
+
+    namespace: str
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    gpus: int = 0
+    node_name: str | None = None
+    running_since: datetime | None = None
+    """When its containers started (unset while Pending)."""
+    ended_at: datetime | None = None
+    """deletionTimestamp, or when its containers finished; unset while it runs."""
+    has_finalizer: bool = False
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """GPU use of one policy's workloads in one window."""
+
+    window_start: datetime
+    accounted_until: datetime
+    gpu_hours: float = 0.0
+    cost: float = 0.0
+    by_workload: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LedgerAdvance:
+    ledger: Ledger
+    running_gpus: int
+    """GPUs running right now: the burn rate in GPU-hours per hour."""
+    cost_per_hour: float
+    """Current spend rate at the pods' prices."""
+    releasable: tuple[PodFacts, ...]
+    """Ended pods that the *persisted* ledger already covers to their end: their finalizer may go now.
+    (Pods ending in this sample wait one more sample, until the ledger that counts them is stored.)"""
+
+
+def gpu_hours_between(pod: PodFacts, since: datetime, until: datetime) -> float:
+    """GPU-hours the pod used within [since, until)."""
+    if pod.gpus <= 0 or pod.running_since is None:
+        return 0.0
+    start = max(pod.running_since, since)
+    end = min(pod.ended_at or until, until)
+    seconds = (end - start).total_seconds()
+    return pod.gpus * seconds / SECONDS_PER_HOUR if seconds > 0 else 0.0
+
+
+def hourly_rate(pricing: Pricing | None, gpu_product: str | None) -> float:
+    """Price of one GPU-hour on a node with ``gpu_product``; the default rate when not priced."""
+    if pricing is None:
+        return 0.0
+    if gpu_product is not None and gpu_product in pricing.gpu_product_rates:
+        return pricing.gpu_product_rates[gpu_product]
+    return pricing.gpu_hourly_rate
+
+
+def advance_ledger(
+    *,
+    previous: Ledger | None,
+    window_start: datetime,
+    pods_by_workload: Mapping[str, Sequence[PodFacts]],
+    gpu_product_of_node: Mapping[str, str],
+    pricing: Pricing | None,
+    now: datetime,
+) -> LedgerAdvance:
+    """Account GPU use up to ``now``. Pure.
+
+    A ledger from an earlier window is dropped (its window was billed); a new window starts at its
+    reset time, so a policy created mid-day, or an operator back after a night away, counts every
+    GPU-hour of today that the pods still show.
+    """
+    if previous is None or previous.window_start != window_start:
+        previous = Ledger(window_start=window_start, accounted_until=window_start)
+    since = min(previous.accounted_until, now)
+    by_workload = dict(previous.by_workload)
+    gpu_hours, cost, running_gpus, cost_per_hour = previous.gpu_hours, previous.cost, 0, 0.0
+    releasable: list[PodFacts] = []
+    for workload, pods in sorted(pods_by_workload.items()):
+        for pod in pods:
+            rate = hourly_rate(pricing, gpu_product_of_node.get(pod.node_name or ""))
+            used = gpu_hours_between(pod, since, now)
+            if used:
+                by_workload[workload] = by_workload.get(workload, 0.0) + used
+                gpu_hours += used
+                cost += used * rate
+            if pod.running_since is not None and pod.ended_at is None:
+                running_gpus += pod.gpus
+                cost_per_hour += pod.gpus * rate
+            if pod.ended_at is not None and pod.ended_at <= since:
+                releasable.append(pod)
+    ledger = Ledger(
+        window_start=window_start,
+        accounted_until=max(now, previous.accounted_until),
+        gpu_hours=gpu_hours,
+        cost=cost,
+        by_workload=by_workload,
+    )
+    return LedgerAdvance(ledger, running_gpus, cost_per_hour, tuple(releasable))

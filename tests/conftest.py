@@ -19,6 +19,8 @@ from tests.kube import REPO, Kube, docker_and_kind_work, eventually
 
 sys.path.insert(0, str(REPO / "operator"))
 
+pytest_plugins = ["tests.prometheus_harness"]  # prometheus_binary, make_prometheus, dcgm_exporter, ...
+
 
 def _provider() -> str:
     requested = os.environ.get("FINOPS_TEST_CLUSTER", "auto")

@@ -8,8 +8,9 @@ from typing import Any
 
 import kopf
 
-from finops_operator import metrics
+from finops_operator import metrics, webhooks
 from finops_operator.handlers import finopspolicy
+from finops_operator.handlers.status import RecentWrites
 from finops_operator.kube import KubeClient
 from finops_operator.settings import Settings
 
@@ -17,21 +18,26 @@ ANNOTATION_PREFIX = "finops.dev"
 FINALIZER = "finops.dev/finalizer"
 
 
-def build_registry(settings: Settings) -> kopf.OperatorRegistry:
-    """A registry holding every handler of the operator, configured from ``settings``."""
+def build_registry(operator_settings: Settings) -> kopf.OperatorRegistry:
+    """A registry holding every handler of the operator, configured from ``operator_settings``."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(id="configure_kopf", registry=registry)
     def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure_kopf(settings)
         memo.kube = KubeClient.from_environment()
+        if operator_settings.webhook_enabled:
+            settings.admission.server = webhooks.build_server(operator_settings)
+            settings.admission.managed = webhooks.MANAGED_CONFIGURATION
 
     @kopf.on.login(id="login", registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         """In-cluster service account first, then KUBECONFIG (a custom registry has no default)."""
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
-    finopspolicy.register(registry, settings)
+    finopspolicy.register(registry, operator_settings)
+    if operator_settings.webhook_enabled:
+        finopspolicy.register_admission(registry)
     return registry
 
 
@@ -56,6 +62,11 @@ async def run_operator(
     ready_flag: asyncio.Event | None = None,
 ) -> None:
     """Run until ``stop_flag`` is set or the process receives SIGINT/SIGTERM."""
+    kopf.configure(
+        verbose=settings.log_level == "debug",
+        quiet=settings.log_level == "warning",
+        log_format=kopf.LogFormat[settings.log_format.upper()],
+    )
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
     await kopf.operator(
@@ -64,7 +75,11 @@ async def run_operator(
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
         liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
-        memo=kopf.Memo(settings=settings),
+        memo=kopf.Memo(
+            settings=settings,
+            locks={},
+            recent_writes=RecentWrites(ttl=max(30.0, 3 * settings.sample_interval_seconds)),
+        ),
         stop_flag=stop_flag,
         ready_flag=ready_flag,
     )

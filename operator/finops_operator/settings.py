@@ -41,8 +41,10 @@ class Settings(BaseSettings):
     """What the API server does when the webhook is unreachable (see docs/ADMISSION.md)."""
     standalone: bool = True
     """Run without Kopf peering (a single replica, or leader election by Deployment strategy)."""
-    log_format: Literal["plain", "full", "json"] = "plain"
-    """Kopf log format."""
+    log_format: Literal["plain", "full", "json"] = "full"
+    """Log format: plain, full (with timestamps and object references) or json."""
+    log_level: Literal["debug", "info", "warning"] = "info"
+    """Log level."""
 
     @model_validator(mode="after")
     def _webhook_needs_a_route(self) -> Settings:

@@ -3,9 +3,11 @@ reconcile each policy on a timer (level-triggered) and on spec changes: observe,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -16,9 +18,10 @@ from pydantic import ValidationError
 from finops_operator import metrics
 from finops_operator.api.common import LabelSelector
 from finops_operator.api.finopspolicy import FinOpsPolicyStatus
-from finops_operator.handlers.status import write_status
+from finops_operator.handlers.status import RecentWrites, write_status
 from finops_operator.kube import KubeClient
 from finops_operator.planners.budget import WorkloadFacts, restore
+from finops_operator.planners.caps import PodTemplateFacts, admit_deployment
 from finops_operator.planners.ledger import LEDGER_FINALIZER, PodFacts
 from finops_operator.planners.policy import (
     DeploymentFacts,
@@ -83,6 +86,37 @@ def pod_facts(
     )
 
 
+@dataclass(frozen=True)
+class NamespaceSnapshot:
+    """Copies of the Kopf indexes for one namespace. Indexes change on the event loop, so they are
+    copied there, and the copy is what the handler thread works on."""
+
+    deployments: tuple[DeploymentFacts, ...]
+    pods: tuple[PodFacts, ...]
+    policies: tuple[PeerPolicy, ...]
+    gpu_product_of_node: dict[str, str]
+
+
+def take_snapshot(namespace: str, kwargs: Mapping[str, Any]) -> NamespaceSnapshot:
+    products: kopf.Index[str, str] = kwargs["gpu_product_by_node"]
+    return NamespaceSnapshot(
+        deployments=tuple(kwargs["deployments_by_namespace"].get(namespace, [])),
+        pods=tuple(kwargs["gpu_pods_by_namespace"].get(namespace, [])),
+        policies=tuple(kwargs["policies_by_namespace"].get(namespace, [])),
+        gpu_product_of_node={node: next(iter(values)) for node, values in products.items()},
+    )
+
+
+async def _in_thread(fn: Callable[..., None], kwargs: Mapping[str, Any]) -> None:
+    """Snapshot the indexes on the loop, then run ``fn`` in a thread, one run per policy at a time
+    (a timer tick and a spec change must not plan from the same stale view twice)."""
+    namespace, name = kwargs.get("namespace") or "", kwargs["name"]
+    locks: dict[tuple[str, str], asyncio.Lock] = kwargs["memo"].locks
+    async with locks.setdefault((namespace, name), asyncio.Lock()):
+        snapshot = take_snapshot(namespace, kwargs)
+        await asyncio.to_thread(fn, **{**kwargs, "namespace": namespace, "snapshot": snapshot})
+
+
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     """Register the FinOpsPolicy handlers on ``registry``."""
     _register_indexes(registry)
@@ -121,6 +155,7 @@ def _register_indexes(registry: kopf.OperatorRegistry) -> None:
                 ready_replicas=int(status.get("readyReplicas", 0) or 0),
                 gpus_per_pod=gpus_in_pod_spec(pod_spec),
                 pod_selector=selector,
+                template=PodTemplateFacts.from_template(spec.get("template") or {}),
             )
         }
 
@@ -154,10 +189,10 @@ def _register_indexes(registry: kopf.OperatorRegistry) -> None:
         *, namespace: str | None, name: str, spec: Mapping[str, Any], **_: Any
     ) -> dict[str, PeerPolicy] | None:
         try:
-            selector = LabelSelector.model_validate(dict(spec.get("targetWorkloadSelector") or {}))
+            parsed = parse_spec(spec)
         except ValidationError:
             return None
-        return {namespace or "": PeerPolicy(name=name, selector=selector)}
+        return {namespace or "": PeerPolicy(name=name, selector=parsed.target_workload_selector, spec=parsed)}
 
 
 def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -> None:
@@ -172,10 +207,7 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
         patch: kopf.Patch,
         logger: logging.Logger,
         memo: kopf.Memo,
-        deployments_by_namespace: kopf.Index[str, DeploymentFacts],
-        gpu_pods_by_namespace: kopf.Index[str, PodFacts],
-        gpu_product_by_node: kopf.Index[str, str],
-        policies_by_namespace: kopf.Index[str, PeerPolicy],
+        snapshot: NamespaceSnapshot,
         **_: Any,
     ) -> None:
         started = time.perf_counter()
@@ -185,12 +217,10 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
             name=name,
             generation=int(meta.get("generation", 0)),
             current_status=_current_status(status),
-            deployments=list(deployments_by_namespace.get(namespace, [])),
-            peers=[peer for peer in policies_by_namespace.get(namespace, []) if peer.name != name],
-            pods=list(gpu_pods_by_namespace.get(namespace, [])),
-            gpu_product_of_node={
-                node: next(iter(products)) for node, products in gpu_product_by_node.items()
-            },
+            deployments=snapshot.deployments,
+            peers=[peer for peer in snapshot.policies if peer.name != name],
+            pods=snapshot.pods,
+            gpu_product_of_node=snapshot.gpu_product_of_node,
             pod_utilization=utilization,
             metrics_error=metrics_error,
         )
@@ -203,6 +233,7 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
             body=body,
             plan=plan,
             observation=observation,
+            memo=memo,
             logger=logger,
         )
         write_status(KIND, status, plan.status.to_wire(), patch)
@@ -228,17 +259,69 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
         interval=settings.sample_interval_seconds,
         registry=registry,
     )
-    def reconcile_on_timer(**kwargs: Any) -> None:
-        reconcile(**kwargs)
+    async def reconcile_on_timer(**kwargs: Any) -> None:
+        await _in_thread(reconcile, kwargs)
 
     @kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile_on_create", registry=registry)
     @kopf.on.update(GROUP, VERSION, PLURAL, id="reconcile_on_update", field="spec", registry=registry)
-    def reconcile_on_change(**kwargs: Any) -> None:
-        reconcile(**kwargs)
+    async def reconcile_on_change(**kwargs: Any) -> None:
+        await _in_thread(reconcile, kwargs)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, id="restore_on_delete", registry=registry)
-    def restore_on_delete(**kwargs: Any) -> None:
-        _restore_on_delete(**kwargs)
+    async def restore_on_delete(**kwargs: Any) -> None:
+        await _in_thread(_restore_on_delete, kwargs)
+
+
+def register_admission(registry: kopf.OperatorRegistry) -> None:
+    """The validating webhook for per-workload caps.
+
+    failurePolicy Ignore (fail open): a cost cap is not a security boundary, and an operator outage must
+    not block every Deployment change in the cluster; what slips through while it is down is found by
+    the continuous audit and listed in the policy's status. An UPDATE that leaves the pod template as it
+    was is always admitted, so scaling, rollbacks and the operator's own patches never get stuck on a
+    workload that broke a cap before the policy existed.
+    """
+
+    @kopf.on.validate(
+        "apps",
+        "v1",
+        "deployments",
+        id="finopspolicy-caps",
+        operations=["CREATE", "UPDATE"],
+        ignore_failures=True,
+        registry=registry,
+    )
+    def validate_caps(**kwargs: Any) -> None:
+        # Runs on the event loop (no I/O, microseconds), so reading the live index is safe here.
+        _validate_caps(**kwargs)
+
+
+def _validate_caps(
+    *,
+    namespace: str | None,
+    name: str | None,
+    body: kopf.Body,
+    old: Mapping[str, Any] | None,
+    operation: str | None,
+    warnings: list[str],
+    policies_by_namespace: kopf.Index[str, PeerPolicy],
+    **_: Any,
+) -> None:
+    spec = body.get("spec") or {}
+    template = spec.get("template") or {}
+    if operation == "UPDATE" and old is not None and (old.get("spec") or {}).get("template") == template:
+        return
+    policies = [
+        (p.name, p.spec) for p in policies_by_namespace.get(namespace or "", []) if p.spec is not None
+    ]
+    if not policies:
+        return
+    labels = (body.get("metadata") or {}).get("labels") or {}
+    deployment = name or (body.get("metadata") or {}).get("generateName") or "<unnamed>"
+    verdict = admit_deployment(policies, deployment, labels, PodTemplateFacts.from_template(template))
+    warnings.extend(verdict.warnings)
+    if not verdict.allowed:
+        raise kopf.AdmissionError(verdict.message, code=403)
 
 
 def _restore_on_delete(
@@ -248,15 +331,14 @@ def _restore_on_delete(
     body: kopf.Body,
     memo: kopf.Memo,
     logger: logging.Logger | logging.LoggerAdapter[Any],
-    deployments_by_namespace: kopf.Index[str, DeploymentFacts],
-    gpu_pods_by_namespace: kopf.Index[str, PodFacts],
+    snapshot: NamespaceSnapshot,
     **_: Any,
 ) -> None:
     """Deleting a policy undoes everything it did: replicas restored, ledger finalizers released."""
     namespace = namespace or ""
     kube: KubeClient = memo.kube
     ours: list[DeploymentFacts] = []
-    for deployment in deployments_by_namespace.get(namespace, []):
+    for deployment in snapshot.deployments:
         mark = deployment.as_workload().scaled_by()
         if (mark and mark[0] == name) or any(
             a.startswith("finops.dev/replica-cap") for a in deployment.annotations
@@ -275,17 +357,16 @@ def _restore_on_delete(
         spec = parse_spec(body.get("spec") or {})
     except ValidationError:
         spec = None
-    for pod in gpu_pods_by_namespace.get(namespace, []):
+    for pod in snapshot.pods:
         if pod.has_finalizer and (
-            spec is None
-            or _selected_by(spec.target_workload_selector, pod, deployments_by_namespace.get(namespace, []))
+            spec is None or _selected_by(spec.target_workload_selector, pod, snapshot.deployments)
         ):
             kube.remove_pod_finalizer(namespace, pod.name, LEDGER_FINALIZER)
     metrics.forget_policy(namespace, name)
 
 
 def _selected_by(selector: LabelSelector, pod: PodFacts, deployments: Any) -> bool:
-    from finops_operator.planners.selectors import selector_matches  # noqa: PLC0415 - local helper
+    from finops_operator.planners.labelselectors import selector_matches  # noqa: PLC0415 - local helper
 
     return any(selector_matches(selector, d.labels) and d.owns(pod) for d in deployments)
 
@@ -312,6 +393,7 @@ def _apply(
     body: kopf.Body,
     plan: PolicyPlan,
     observation: PolicyObservation,
+    memo: kopf.Memo,
     logger: logging.Logger,
 ) -> None:
     """Make the plan real. Every change is a patch of a field the plan computed, so a crash halfway
@@ -321,7 +403,12 @@ def _apply(
     for pod in plan.pods_to_release:
         kube.remove_pod_finalizer(namespace, pod.name, LEDGER_FINALIZER)
     by_name = {d.name: d for d in observation.deployments}
+    recent: RecentWrites = memo.recent_writes
     for change in plan.changes:
+        if not recent.first(
+            (namespace, change.workload), (change.replicas, sorted(change.annotations.items()))
+        ):
+            continue
         try:
             kube.patch_deployment(namespace, change.workload, change.replicas, change.annotations)
         except ApiException as error:
@@ -330,6 +417,8 @@ def _apply(
         metrics.record_action(namespace, policy, change.reason)
         logger.info(change.message)
     for event in plan.events:
+        if not recent.first((namespace, policy, event.reason), event.message):
+            continue
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
         deployment = by_name.get(event.workload or "")
         if deployment is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,3 +29,29 @@ def write_status(
     patch.status.update(changes)
     metrics.record_status_write(kind)
     return True
+
+
+class RecentWrites:
+    """Identical writes seen within ``ttl`` seconds are dropped.
+
+    Kopf's indexes and bodies are eventually consistent: a sample that starts before the watch
+    delivered our previous patch plans the same change again. Dropping an identical repeat is always
+    safe; a change that is still needed after ``ttl`` is made again by a later sample.
+    """
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._seen: dict[object, tuple[object, float]] = {}
+        self._lock = threading.Lock()
+
+    def first(self, key: object, payload: object) -> bool:
+        """True (and remembered) unless the same payload was written for ``key`` within ``ttl``."""
+        now = time.monotonic()
+        with self._lock:
+            previous = self._seen.get(key)
+            if previous is not None and previous[0] == payload and now - previous[1] < self.ttl:
+                return False
+            self._seen[key] = (payload, now)
+            if len(self._seen) > 10_000:  # bounded: forget entries older than ttl
+                self._seen = {k: v for k, v in self._seen.items() if now - v[1] < self.ttl}
+            return True

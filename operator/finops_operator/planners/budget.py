@@ -60,7 +60,8 @@ def assess_budget(
         for _, used, limit, burn in shares
         if used < limit and burn > 0
     ]
-    projected = min(exhaustion_times, default=None)
+    # Once any budget is used up the tighter budget has run out: no later exhaustion to project.
+    projected = None if exhausted else min(exhaustion_times, default=None)
     if projected is not None and projected >= window_end:
         projected = None
     remaining = (
@@ -130,7 +131,7 @@ def scale_down(policy: str, workload: WorkloadFacts, target: int, why: str, reas
 def restore(workload: WorkloadFacts, reason: str, why: str) -> ReplicaChange:
     """Put back the recorded replica count and remove the operator's marks."""
     raw = workload.annotations.get(ANNOTATION_PREVIOUS_REPLICAS)
-    replicas = int(raw) if raw is not None and raw.isdigit() else None
+    replicas = int(raw) if raw is not None and raw.isdecimal() else None
     return ReplicaChange(
         workload=workload.name,
         replicas=replicas,
@@ -167,16 +168,28 @@ def plan_budget_actions(
         ours = mark is not None and mark[0] == policy and mark[1] == REASON_BUDGET
         capped = ANNOTATION_REPLICA_CAP in workload.annotations
         if not assessment.exceeded:
-            if ours or capped:
+            if ours:
                 changes.append(restore(workload, "BudgetRestored", "new budget window"))
+            elif capped:  # only lift the cap: another scale-down (e.g. idle shutdown) is not ours to undo
+                changes.append(
+                    ReplicaChange(
+                        workload=workload.name,
+                        replicas=None,
+                        annotations={ANNOTATION_REPLICA_CAP: None},
+                        reason="BudgetRestored",
+                        message=f"lifted the replica cap of {workload.name} (new budget window)",
+                    )
+                )
             continue
         if action in (BudgetAction.SCALE_TO_ZERO, BudgetAction.SCALE_TO_MIN):
             target = 0 if action == BudgetAction.SCALE_TO_ZERO else _min_replicas(spec)
             if workload.replicas > target:
                 changes.append(scale_down(policy, workload, target, REASON_BUDGET, "BudgetExhausted"))
         elif action == BudgetAction.BLOCK_SCALE_UP:
-            cap = int(workload.annotations.get(ANNOTATION_REPLICA_CAP, workload.replicas))
-            if not capped or workload.replicas > cap:
+            raw_cap = workload.annotations.get(ANNOTATION_REPLICA_CAP, "")
+            valid_cap = raw_cap.isdecimal()  # a hand-edited, malformed cap is replaced, not fatal
+            cap = int(raw_cap) if valid_cap else workload.replicas
+            if not valid_cap or workload.replicas > cap:
                 changes.append(
                     ReplicaChange(
                         workload=workload.name,

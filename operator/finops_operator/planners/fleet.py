@@ -27,7 +27,7 @@ from finops_operator.api.edgefleet import (
     HardwareProfile,
     RevisionRecord,
 )
-from finops_operator.planners.selectors import selector_matches
+from finops_operator.planners.labelselectors import selector_matches
 
 FLEET_LABEL = "finops.dev/edgefleet"
 REVISION_LABEL = "finops.dev/revision"

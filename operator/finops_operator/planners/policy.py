@@ -18,12 +18,14 @@ from finops_operator.api.finopspolicy import (
     FinOpsPolicySpec,
     FinOpsPolicyStatus,
     Severity,
+    Violation,
     WorkloadState,
     WorkloadStatus,
 )
 from finops_operator.planners.budget import (
     REASON_BUDGET,
     REASON_IDLE,
+    BudgetAssessment,
     ReplicaChange,
     WorkloadFacts,
     assess_budget,
@@ -31,9 +33,10 @@ from finops_operator.planners.budget import (
     plan_budget_actions,
     thresholds_to_announce,
 )
+from finops_operator.planners.caps import PodTemplateFacts, cap_violations
 from finops_operator.planners.idle import plan_idle
+from finops_operator.planners.labelselectors import selector_matches
 from finops_operator.planners.ledger import Ledger, PodFacts, advance_ledger
-from finops_operator.planners.selectors import selector_matches
 from finops_operator.planners.window import InvalidTimeZoneError, window_bounds
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -54,6 +57,7 @@ class DeploymentFacts:
     gpus_per_pod: int = 0
     annotations: Mapping[str, str] = field(default_factory=dict)
     pod_selector: LabelSelector | None = None
+    template: PodTemplateFacts = field(default_factory=PodTemplateFacts)
 
     def as_workload(self) -> WorkloadFacts:
         return WorkloadFacts(self.name, self.replicas, self.annotations)
@@ -68,10 +72,11 @@ class DeploymentFacts:
 
 @dataclass(frozen=True)
 class PeerPolicy:
-    """Another FinOpsPolicy in the same namespace, for overlap detection."""
+    """A FinOpsPolicy of the namespace, as indexed: for overlap detection and admission."""
 
     name: str
     selector: LabelSelector
+    spec: FinOpsPolicySpec | None = None
 
 
 @dataclass(frozen=True)
@@ -265,17 +270,15 @@ def plan_policy(raw_spec: Mapping[str, Any], observation: PolicyObservation, now
     changes.extend(idle.changes)
     events.extend(idle.events)
 
+    violations = [v for d in governed for v in cap_violations(d.name, spec, d.template)]
+    events.extend(_new_violation_events(policy, spec, violations, previous.violations))
+
     status = previous.model_copy(deep=True)
     status.observed_generation = observation.generation
+    status.violations = violations[:MAX_LISTED_VIOLATIONS]
+    status.violation_count = len(violations)
     status.window_start, status.window_end = window_start, window_end
-    status.ledger_time = ledger.accounted_until
-    status.gpu_hours_used = round(ledger.gpu_hours, 6)
-    status.cost_used = round(ledger.cost, 6)
-    status.gpu_hours_remaining = (
-        round(assessment.gpu_hours_remaining, 6) if assessment.gpu_hours_remaining is not None else None
-    )
-    status.budget_used_percent = ceil_percent(assessment.used_percent)
-    status.projected_exhaustion_time = assessment.projected_exhaustion
+    _record_ledger(status, ledger, assessment)
     status.thresholds_notified = sorted({*already, *crossed})
     status.governed_workloads = len(governed)
     status.idle_workloads = len(idle.idle_names)
@@ -322,6 +325,31 @@ def plan_policy(raw_spec: Mapping[str, Any], observation: PolicyObservation, now
             p for p in advance.releasable if p.has_finalizer and (p.namespace, p.name) in tracked
         ),
     )
+
+
+def _record_ledger(status: FinOpsPolicyStatus, ledger: Ledger, assessment: BudgetAssessment) -> None:
+    """Persist the ledger and the budget figures (rounded: status is for people and diffs)."""
+    status.ledger_time = ledger.accounted_until
+    status.gpu_hours_used = round(ledger.gpu_hours, 6)
+    status.cost_used = round(ledger.cost, 6)
+    status.gpu_hours_remaining = (
+        round(assessment.gpu_hours_remaining, 6) if assessment.gpu_hours_remaining is not None else None
+    )
+    status.budget_used_percent = ceil_percent(assessment.used_percent)
+    status.projected_exhaustion_time = assessment.projected_exhaustion
+
+
+def _new_violation_events(
+    policy: str, spec: FinOpsPolicySpec, violations: Sequence[Violation], known: Sequence[Violation]
+) -> list[PlannedEvent]:
+    """An Event (and alert) the first time a cap violation is seen, not on every sample."""
+    seen = {(v.name, v.rule) for v in known}
+    route = spec.alerting.cap_violation if spec.alerting else None
+    return [
+        _event(route, "CapViolation", f"{v.name}: {v.message} (FinOpsPolicy {policy})", v.name)
+        for v in violations
+        if (v.name, v.rule) not in seen
+    ]
 
 
 def _mean_utilization(by_pod: Mapping[str, float] | None, pods: Sequence[PodFacts]) -> float | None:

@@ -23,7 +23,7 @@ from finops_operator.api.sovereignregion import (
     SovereignRegionStatus,
     SovereigntyViolation,
 )
-from finops_operator.planners.selectors import selector_matches
+from finops_operator.planners.labelselectors import selector_matches
 
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 GPU_RESOURCE = "nvidia.com/gpu"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
@@ -26,13 +27,20 @@ def _get(base_url: str, path: str, params: Mapping[str, str], timeout: float) ->
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             body = json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        # Prometheus answers a bad query with 400/422 and a JSON body naming the problem.
+        with error:
+            try:
+                body = json.loads(error.read())
+            except (OSError, ValueError):
+                raise PrometheusError(f"Prometheus at {base_url} answered HTTP {error.code}") from None
     except OSError as error:
         raise PrometheusError(f"Prometheus at {base_url} unreachable: {error}") from None
     except ValueError as error:
         raise PrometheusError(f"Prometheus at {base_url} answered with invalid JSON: {error}") from None
     if not isinstance(body, dict) or body.get("status") != "success":
         detail = body.get("error", body) if isinstance(body, dict) else body
-        raise PrometheusError(f"Prometheus refused the query: {detail}")
+        raise PrometheusError(f"Prometheus at {base_url} refused the query: {detail}")
     return body.get("data")
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from finops_operator.api.common import LabelSelector
-from finops_operator.planners.selectors import selector_matches
+from finops_operator.planners.labelselectors import selector_matches
 
 LABELS = {"app": "llm", "env": "prod", "tier": "gpu"}
 

@@ -9,7 +9,7 @@ from typing import Any
 import kopf
 
 from finops_operator import metrics, webhooks
-from finops_operator.handlers import finopspolicy
+from finops_operator.handlers import edgefleet, finopspolicy, sovereignregion
 from finops_operator.handlers.status import RecentWrites
 from finops_operator.kube import KubeClient
 from finops_operator.settings import Settings
@@ -36,8 +36,12 @@ def build_registry(operator_settings: Settings) -> kopf.OperatorRegistry:
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
     finopspolicy.register(registry, operator_settings)
+    sovereignregion.register(registry, operator_settings)
+    edgefleet.register(registry, operator_settings)
     if operator_settings.webhook_enabled:
         finopspolicy.register_admission(registry)
+        sovereignregion.register_admission(registry, operator_settings)
+        edgefleet.register_admission(registry, operator_settings)
     return registry
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from finops_operator.api.finopspolicy import CostLimits, FinOpsPolicySpec
 from finops_operator.planners.budget import (
+    ANNOTATION_CAPPED_BY,
     ANNOTATION_PREVIOUS_REPLICAS,
     ANNOTATION_REPLICA_CAP,
     ANNOTATION_SCALED_BY,
@@ -333,7 +334,13 @@ W = WorkloadFacts("llm", 4)
             {ANNOTATION_PREVIOUS_REPLICAS: "4", ANNOTATION_SCALED_BY: "p:budget"},
             id="ScaleToZero",
         ),
-        pytest.param("BlockScaleUp", {}, None, {ANNOTATION_REPLICA_CAP: "4"}, id="BlockScaleUp"),
+        pytest.param(
+            "BlockScaleUp",
+            {},
+            None,
+            {ANNOTATION_REPLICA_CAP: "4", ANNOTATION_CAPPED_BY: "p"},
+            id="BlockScaleUp",
+        ),
     ],
 )
 def test_exhausted_budget_action_per_mode(
@@ -477,7 +484,7 @@ def test_block_scale_up_caps_and_scales_back(
     if changed:
         (change,) = plan.changes
         assert change.replicas == new_replicas
-        assert change.annotations == {ANNOTATION_REPLICA_CAP: cap or str(replicas)}
+        assert change.annotations == {ANNOTATION_REPLICA_CAP: cap or str(replicas), ANNOTATION_CAPPED_BY: "p"}
         after = apply(workload, change)
         assert plan_budget_actions(POLICY, spec("BlockScaleUp"), OVER, [after]) == BudgetPlan((), ())
 
@@ -495,7 +502,7 @@ def test_block_scale_up_survives_a_malformed_cap(cap: str) -> None:
     workload = WorkloadFacts("llm", 4, {ANNOTATION_REPLICA_CAP: cap})
     (change,) = plan_budget_actions(POLICY, spec("BlockScaleUp"), OVER, [workload]).changes
     assert change.replicas is None
-    assert change.annotations == {ANNOTATION_REPLICA_CAP: "4"}
+    assert change.annotations == {ANNOTATION_REPLICA_CAP: "4", ANNOTATION_CAPPED_BY: "p"}
 
 
 def test_window_reset_lifts_the_cap_without_waking_an_idle_shut_workload() -> None:
@@ -550,5 +557,6 @@ def test_restore_reads_the_recorded_replicas(raw: str | None, replicas: int | No
         ANNOTATION_PREVIOUS_REPLICAS,
         ANNOTATION_SCALED_BY,
         ANNOTATION_REPLICA_CAP,
+        ANNOTATION_CAPPED_BY,
     }
     assert all(v is None for v in change.annotations.values())

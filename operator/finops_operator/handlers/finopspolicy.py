@@ -337,13 +337,7 @@ def _restore_on_delete(
     """Deleting a policy undoes everything it did: replicas restored, ledger finalizers released."""
     namespace = namespace or ""
     kube: KubeClient = memo.kube
-    ours: list[DeploymentFacts] = []
-    for deployment in snapshot.deployments:
-        mark = deployment.as_workload().scaled_by()
-        if (mark and mark[0] == name) or any(
-            a.startswith("finops.dev/replica-cap") for a in deployment.annotations
-        ):
-            ours.append(deployment)
+    ours = [d for d in snapshot.deployments if d.as_workload().marked_by(name)]
     for deployment in ours:
         change = restore(
             WorkloadFacts(deployment.name, deployment.replicas, deployment.annotations),

@@ -15,6 +15,7 @@ from finops_operator.planners.ledger import Ledger
 ANNOTATION_PREVIOUS_REPLICAS = "finops.dev/previous-replicas"
 ANNOTATION_SCALED_BY = "finops.dev/scaled-by"
 ANNOTATION_REPLICA_CAP = "finops.dev/replica-cap"
+ANNOTATION_CAPPED_BY = "finops.dev/capped-by"
 REASON_BUDGET = "budget"
 REASON_IDLE = "idle"
 
@@ -95,6 +96,13 @@ class WorkloadFacts:
     replicas: int
     annotations: Mapping[str, str] = field(default_factory=dict)
 
+    def marked_by(self, policy: str) -> bool:
+        """Whether ``policy`` changed this workload (scaled it down or capped it)."""
+        mark = self.scaled_by()
+        return (mark is not None and mark[0] == policy) or self.annotations.get(
+            ANNOTATION_CAPPED_BY
+        ) == policy
+
     def scaled_by(self) -> tuple[str, str] | None:
         """(policy, reason) of the operator's scale-down recorded on this workload, if any."""
         mark = self.annotations.get(ANNOTATION_SCALED_BY)
@@ -139,6 +147,7 @@ def restore(workload: WorkloadFacts, reason: str, why: str) -> ReplicaChange:
             ANNOTATION_PREVIOUS_REPLICAS: None,
             ANNOTATION_SCALED_BY: None,
             ANNOTATION_REPLICA_CAP: None,
+            ANNOTATION_CAPPED_BY: None,
         },
         reason=reason,
         message=f"restored {workload.name} to {replicas} replicas ({why})"
@@ -166,7 +175,10 @@ def plan_budget_actions(
     for workload in sorted(workloads, key=lambda w: w.name):
         mark = workload.scaled_by()
         ours = mark is not None and mark[0] == policy and mark[1] == REASON_BUDGET
-        capped = ANNOTATION_REPLICA_CAP in workload.annotations
+        capped = (
+            ANNOTATION_REPLICA_CAP in workload.annotations
+            and workload.annotations.get(ANNOTATION_CAPPED_BY, policy) == policy
+        )
         if not assessment.exceeded:
             if ours:
                 changes.append(restore(workload, "BudgetRestored", "new budget window"))
@@ -175,7 +187,7 @@ def plan_budget_actions(
                     ReplicaChange(
                         workload=workload.name,
                         replicas=None,
-                        annotations={ANNOTATION_REPLICA_CAP: None},
+                        annotations={ANNOTATION_REPLICA_CAP: None, ANNOTATION_CAPPED_BY: None},
                         reason="BudgetRestored",
                         message=f"lifted the replica cap of {workload.name} (new budget window)",
                     )
@@ -194,7 +206,7 @@ def plan_budget_actions(
                     ReplicaChange(
                         workload=workload.name,
                         replicas=cap if workload.replicas > cap else None,
-                        annotations={ANNOTATION_REPLICA_CAP: str(cap)},
+                        annotations={ANNOTATION_REPLICA_CAP: str(cap), ANNOTATION_CAPPED_BY: policy},
                         reason="BudgetExhausted",
                         message=f"blocked scale-up of {workload.name} above {cap} replicas",
                     )

@@ -31,6 +31,7 @@ from finops_operator.planners.budget import (
     assess_budget,
     ceil_percent,
     plan_budget_actions,
+    restore,
     thresholds_to_announce,
 )
 from finops_operator.planners.caps import PodTemplateFacts, cap_violations
@@ -201,6 +202,12 @@ def plan_policy(raw_spec: Mapping[str, Any], observation: PolicyObservation, now
     conflicted = tuple(name for name, peers in overlaps.items() if peers)
     governed = [d for d in selected if d.name not in conflicted]
 
+    governed_names = {d.name for d in governed}
+    released = [
+        restore(d.as_workload(), "NoLongerGoverned", f"no longer governed by FinOpsPolicy {policy}")
+        for d in observation.deployments
+        if d.name not in governed_names and d.as_workload().marked_by(policy)
+    ]
     pods_by_workload = _pods_by_workload(governed, observation.pods)
     previous = observation.current_status
     advance = advance_ledger(
@@ -234,7 +241,8 @@ def plan_policy(raw_spec: Mapping[str, Any], observation: PolicyObservation, now
         for t in crossed
     ]
     budget = plan_budget_actions(policy, spec, assessment, [d.as_workload() for d in governed])
-    changes = list(budget.changes)
+    changes = [*released, *budget.changes]
+    events.extend(_event(None, c.reason, c.message, c.workload, alert=False) for c in released)
     exhausted_route = alerting.budget_exhausted if alerting else None
     for change in budget.changes:
         events.append(

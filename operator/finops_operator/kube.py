@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
+from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -19,6 +20,7 @@ class KubeClient:
     def __init__(self, api: client.ApiClient) -> None:
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
+        self.autoscaling = client.AutoscalingV2Api(api)
 
     @classmethod
     def from_environment(cls) -> KubeClient:
@@ -65,3 +67,22 @@ class KubeClient:
         if data is None:
             raise KeyError(f"Secret {namespace}/{name} has no key {key!r}")
         return base64.b64decode(data).decode().strip()
+
+    def apply_hpa(self, manifest: Mapping[str, Any]) -> None:
+        """Server-side apply: the operator owns exactly the fields it sends, and nothing else."""
+        metadata = manifest["metadata"]
+        self.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+            metadata["name"],
+            metadata["namespace"],
+            dict(manifest),
+            field_manager=FIELD_MANAGER,
+            force=True,
+            _content_type="application/apply-patch+yaml",
+        )
+
+    def delete_hpa(self, namespace: str, name: str) -> None:
+        try:
+            self.autoscaling.delete_namespaced_horizontal_pod_autoscaler(name, namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise

@@ -20,6 +20,7 @@ from finops_operator.api.common import LabelSelector
 from finops_operator.api.finopspolicy import FinOpsPolicyStatus
 from finops_operator.handlers.status import RecentWrites, write_status
 from finops_operator.kube import KubeClient
+from finops_operator.planners.bounds import POLICY_LABEL, HpaFacts
 from finops_operator.planners.budget import WorkloadFacts, restore
 from finops_operator.planners.caps import PodTemplateFacts, admit_deployment
 from finops_operator.planners.ledger import LEDGER_FINALIZER, PodFacts
@@ -95,6 +96,7 @@ class NamespaceSnapshot:
     pods: tuple[PodFacts, ...]
     policies: tuple[PeerPolicy, ...]
     gpu_product_of_node: dict[str, str]
+    hpas: tuple[HpaFacts, ...]
 
 
 def take_snapshot(namespace: str, kwargs: Mapping[str, Any]) -> NamespaceSnapshot:
@@ -104,6 +106,7 @@ def take_snapshot(namespace: str, kwargs: Mapping[str, Any]) -> NamespaceSnapsho
         pods=tuple(kwargs["gpu_pods_by_namespace"].get(namespace, [])),
         policies=tuple(kwargs["policies_by_namespace"].get(namespace, [])),
         gpu_product_of_node={node: next(iter(values)) for node, values in products.items()},
+        hpas=tuple(kwargs["hpas_by_namespace"].get(namespace, [])),
     )
 
 
@@ -179,6 +182,22 @@ def _register_indexes(registry: kopf.OperatorRegistry) -> None:
             )
         }
 
+    @kopf.index("autoscaling", "v2", "horizontalpodautoscalers", id="hpas_by_namespace", registry=registry)
+    def hpas_by_namespace(
+        *, namespace: str | None, name: str, labels: Mapping[str, str], spec: Mapping[str, Any], **_: Any
+    ) -> dict[str, HpaFacts]:
+        target = spec.get("scaleTargetRef") or {}
+        owned = {key: spec.get(key) for key in ("scaleTargetRef", "minReplicas", "maxReplicas", "metrics")}
+        return {
+            namespace or "": HpaFacts(
+                name=name,
+                target_kind=str(target.get("kind", "")),
+                target_name=str(target.get("name", "")),
+                owner_policy=labels.get(POLICY_LABEL),
+                spec=owned,
+            )
+        }
+
     @kopf.index("", "v1", "nodes", id="gpu_product_by_node", registry=registry)
     def gpu_product_by_node(name: str, labels: Mapping[str, str], **_: Any) -> dict[str, str] | None:
         product = labels.get(GPU_PRODUCT_LABEL)
@@ -221,6 +240,9 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
             peers=[peer for peer in snapshot.policies if peer.name != name],
             pods=snapshot.pods,
             gpu_product_of_node=snapshot.gpu_product_of_node,
+            namespace=namespace,
+            uid=str(meta.get("uid", "")),
+            hpas=snapshot.hpas,
             pod_utilization=utilization,
             metrics_error=metrics_error,
         )
@@ -398,6 +420,13 @@ def _apply(
         kube.remove_pod_finalizer(namespace, pod.name, LEDGER_FINALIZER)
     by_name = {d.name: d for d in observation.deployments}
     recent: RecentWrites = memo.recent_writes
+    for manifest in plan.hpas.apply:
+        try:
+            kube.apply_hpa(manifest)
+        except ApiException as error:
+            logger.warning("could not apply HPA %s: %s", manifest["metadata"]["name"], error.reason)
+    for hpa in plan.hpas.delete:
+        kube.delete_hpa(namespace, hpa)
     for change in plan.changes:
         if not recent.first(
             (namespace, change.workload), (change.replicas, sorted(change.annotations.items()))

@@ -22,6 +22,7 @@ from finops_operator.api.finopspolicy import (
     WorkloadState,
     WorkloadStatus,
 )
+from finops_operator.planners.bounds import BoundsTarget, HpaFacts, HpaPlan, plan_hpas
 from finops_operator.planners.budget import (
     REASON_BUDGET,
     REASON_IDLE,
@@ -89,6 +90,9 @@ class PolicyObservation:
     peers: Sequence[PeerPolicy] = ()
     pods: Sequence[PodFacts] = ()
     gpu_product_of_node: Mapping[str, str] = field(default_factory=dict)
+    namespace: str = ""
+    uid: str = ""
+    hpas: Sequence[HpaFacts] = ()
     pod_utilization: Mapping[str, float] | None = None
     """GPU utilisation (percent) per pod name; None when no Prometheus is configured or reachable."""
     metrics_error: str | None = None
@@ -118,6 +122,7 @@ class PolicyPlan:
     """Running GPU pods of governed workloads that still need the ledger finalizer."""
     pods_to_release: tuple[PodFacts, ...] = ()
     """Pods whose finalizer can go once the status (ledger) is written."""
+    hpas: HpaPlan = field(default_factory=HpaPlan)
 
 
 def parse_spec(raw: Mapping[str, Any]) -> FinOpsPolicySpec:
@@ -202,12 +207,7 @@ def plan_policy(raw_spec: Mapping[str, Any], observation: PolicyObservation, now
     conflicted = tuple(name for name, peers in overlaps.items() if peers)
     governed = [d for d in selected if d.name not in conflicted]
 
-    governed_names = {d.name for d in governed}
-    released = [
-        restore(d.as_workload(), "NoLongerGoverned", f"no longer governed by FinOpsPolicy {policy}")
-        for d in observation.deployments
-        if d.name not in governed_names and d.as_workload().marked_by(policy)
-    ]
+    released = _released(policy, observation.deployments, governed)
     pods_by_workload = _pods_by_workload(governed, observation.pods)
     previous = observation.current_status
     advance = advance_ledger(
@@ -281,12 +281,20 @@ def plan_policy(raw_spec: Mapping[str, Any], observation: PolicyObservation, now
     violations = [v for d in governed for v in cap_violations(d.name, spec, d.template)]
     events.extend(_new_violation_events(policy, spec, violations, previous.violations))
 
+    hpas = plan_hpas(
+        policy,
+        observation.namespace,
+        spec,
+        targets=[BoundsTarget(d.name, observation.uid, d.annotations) for d in governed],
+        existing=observation.hpas,
+        budget_exhausted=assessment.exceeded,
+    )
     status = previous.model_copy(deep=True)
     status.observed_generation = observation.generation
     status.violations = violations[:MAX_LISTED_VIOLATIONS]
     status.violation_count = len(violations)
     status.window_start, status.window_end = window_start, window_end
-    _record_ledger(status, ledger, assessment)
+    _record_ledger(status, previous, ledger, assessment)
     status.thresholds_notified = sorted({*already, *crossed})
     status.governed_workloads = len(governed)
     status.idle_workloads = len(idle.idle_names)
@@ -312,6 +320,7 @@ def plan_policy(raw_spec: Mapping[str, Any], observation: PolicyObservation, now
             idle=idle.idle_names,
             observation=observation,
             metrics_missing=idle.metrics_missing,
+            foreign_hpas=hpas.foreign,
         ),
         observation.generation,
         now,
@@ -329,16 +338,26 @@ def plan_policy(raw_spec: Mapping[str, Any], observation: PolicyObservation, now
             for p in pods
             if not p.has_finalizer and p.ended_at is None and p.gpus > 0
         ),
+        hpas=hpas,
         pods_to_release=tuple(
             p for p in advance.releasable if p.has_finalizer and (p.namespace, p.name) in tracked
         ),
     )
 
 
-def _record_ledger(status: FinOpsPolicyStatus, ledger: Ledger, assessment: BudgetAssessment) -> None:
-    """Persist the ledger and the budget figures (rounded: status is for people and diffs)."""
-    status.ledger_time = ledger.accounted_until
-    status.gpu_hours_used = round(ledger.gpu_hours, 6)
+def _record_ledger(
+    status: FinOpsPolicyStatus, previous: FinOpsPolicyStatus, ledger: Ledger, assessment: BudgetAssessment
+) -> None:
+    """Persist the ledger and the budget figures (rounded: status is for people and diffs).
+
+    ``ledgerTime`` only moves when the stored sum does: with no GPU in use nothing is written, and the
+    next sample simply accounts from the older instant, which gives the same sum.
+    """
+    used = round(ledger.gpu_hours, 6)
+    moved = previous.window_start != ledger.window_start or previous.gpu_hours_used != used
+    if moved or previous.ledger_time is None:
+        status.ledger_time = ledger.accounted_until
+    status.gpu_hours_used = used
     status.cost_used = round(ledger.cost, 6)
     status.gpu_hours_remaining = (
         round(assessment.gpu_hours_remaining, 6) if assessment.gpu_hours_remaining is not None else None
@@ -357,6 +376,18 @@ def _new_violation_events(
         _event(route, "CapViolation", f"{v.name}: {v.message} (FinOpsPolicy {policy})", v.name)
         for v in violations
         if (v.name, v.rule) not in seen
+    ]
+
+
+def _released(
+    policy: str, deployments: Sequence[DeploymentFacts], governed: Sequence[DeploymentFacts]
+) -> list[ReplicaChange]:
+    """Undo this policy's changes on workloads it no longer governs (selector changed, conflict)."""
+    names = {d.name for d in governed}
+    return [
+        restore(d.as_workload(), "NoLongerGoverned", f"no longer governed by FinOpsPolicy {policy}")
+        for d in deployments
+        if d.name not in names and d.as_workload().marked_by(policy)
     ]
 
 
@@ -468,6 +499,7 @@ def _conditions(
     idle: Sequence[str],
     observation: PolicyObservation,
     metrics_missing: Sequence[str],
+    foreign_hpas: Sequence[str],
 ) -> list[ConditionUpdate]:
     true, false = ConditionStatus.TRUE, ConditionStatus.FALSE
     updates = [
@@ -475,7 +507,12 @@ def _conditions(
             ConditionType.READY,
             true,
             Reason.RECONCILED if selected else Reason.NO_MATCHING_WORKLOADS,
-            f"governing {len(governed)} Deployment(s)" if selected else "no Deployment matches the selector",
+            (f"governing {len(governed)} Deployment(s)" if selected else "no Deployment matches the selector")
+            + (
+                f"; autoScale not applied to {', '.join(foreign_hpas)}: already scaled by another HPA"
+                if foreign_hpas
+                else ""
+            ),
         ),
         ConditionUpdate(
             ConditionType.CONFLICT,

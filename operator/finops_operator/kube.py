@@ -11,6 +11,8 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from finops_operator import metrics
+
 FIELD_MANAGER = "finops-operator"
 
 
@@ -37,11 +39,13 @@ class KubeClient:
         body: dict[str, object] = {"metadata": {"annotations": dict(annotations)}}
         if replicas is not None:
             body["spec"] = {"replicas": replicas}
+        metrics.record_api_request("patch", "deployments")
         self.apps.patch_namespaced_deployment(name, namespace, body, field_manager=FIELD_MANAGER)
 
     def add_pod_finalizer(self, namespace: str, name: str, finalizer: str) -> None:
         """Strategic merge: ObjectMeta.finalizers merges, so other finalizers are kept."""
         try:
+            metrics.record_api_request("patch", "pods")
             self.core.patch_namespaced_pod(
                 name, namespace, {"metadata": {"finalizers": [finalizer]}}, field_manager=FIELD_MANAGER
             )
@@ -51,6 +55,7 @@ class KubeClient:
 
     def remove_pod_finalizer(self, namespace: str, name: str, finalizer: str) -> None:
         try:
+            metrics.record_api_request("patch", "pods")
             self.core.patch_namespaced_pod(
                 name,
                 namespace,
@@ -62,6 +67,7 @@ class KubeClient:
                 raise
 
     def secret_value(self, namespace: str, name: str, key: str) -> str:
+        metrics.record_api_request("get", "secrets")
         secret = self.core.read_namespaced_secret(name, namespace)
         data = (secret.data or {}).get(key)
         if data is None:
@@ -71,6 +77,7 @@ class KubeClient:
     def apply_hpa(self, manifest: Mapping[str, Any]) -> None:
         """Server-side apply: the operator owns exactly the fields it sends, and nothing else."""
         metadata = manifest["metadata"]
+        metrics.record_api_request("apply", "horizontalpodautoscalers")
         self.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
             metadata["name"],
             metadata["namespace"],
@@ -82,6 +89,7 @@ class KubeClient:
 
     def delete_hpa(self, namespace: str, name: str) -> None:
         try:
+            metrics.record_api_request("delete", "horizontalpodautoscalers")
             self.autoscaling.delete_namespaced_horizontal_pod_autoscaler(name, namespace)
         except ApiException as error:
             if error.status != 404:

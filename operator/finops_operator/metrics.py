@@ -46,6 +46,12 @@ ACTIONS = Counter(
     "Changes made to workloads. Labels: namespace, policy, action (Event reason).",
     ["namespace", "policy", "action"],
 )
+API_REQUESTS = Counter(
+    "finops_api_requests_total",
+    "Kubernetes API requests the operator's handlers made outside Kopf's watches and patches. "
+    "Labels: verb, resource.",
+    ["verb", "resource"],
+)
 STATUS_WRITES = Counter(
     "finops_status_writes_total",
     "Status patches written (only when the status changed). Labels: kind.",
@@ -55,6 +61,10 @@ STATUS_WRITES = Counter(
 
 def record_reconcile(kind: str, seconds: float) -> None:
     RECONCILE_SECONDS.labels(kind=kind).observe(seconds)
+
+
+def record_api_request(verb: str, resource: str) -> None:
+    API_REQUESTS.labels(verb=verb, resource=resource).inc()
 
 
 def record_status_write(kind: str) -> None:
@@ -92,3 +102,24 @@ def forget_policy(namespace: str, policy: str) -> None:
 def serve(port: int, addr: str = "0.0.0.0", registry: CollectorRegistry = REGISTRY) -> None:
     """Serve /metrics from a background thread (prometheus_client's own server)."""
     start_http_server(port, addr=addr, registry=registry)
+
+
+SOVEREIGNTY_VIOLATIONS = Gauge(
+    "finops_sovereignty_violations",
+    "Sovereignty violations found by the last audit of a SovereignRegion. Labels: region (the "
+    "SovereignRegion's name), rule (Region, GPUProduct or DataClassification).",
+    ["region", "rule"],
+)
+SOVEREIGNTY_RULES = ("Region", "GPUProduct", "DataClassification")
+
+
+def record_sovereignty(region: str, violations_by_rule: dict[str, int]) -> None:
+    """Every rule gets a series (0 when clean), so alerts can tell "no violations" from "no data"."""
+    for rule in sorted({*SOVEREIGNTY_RULES, *violations_by_rule}):
+        SOVEREIGNTY_VIOLATIONS.labels(region=region, rule=rule).set(violations_by_rule.get(rule, 0))
+
+
+def forget_sovereignty(region: str) -> None:
+    for rule in SOVEREIGNTY_RULES:
+        with contextlib.suppress(KeyError):
+            SOVEREIGNTY_VIOLATIONS.remove(region, rule)

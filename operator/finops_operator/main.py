@@ -10,6 +10,7 @@ import kopf
 
 from finops_operator import metrics, webhooks
 from finops_operator.handlers import edgefleet, finopspolicy, sovereignregion
+from finops_operator.handlers.prediction import ForecasterCache
 from finops_operator.handlers.status import RecentWrites
 from finops_operator.kube import KubeClient
 from finops_operator.settings import Settings
@@ -83,6 +84,7 @@ async def run_operator(
             settings=settings,
             locks={},
             recent_writes=RecentWrites(ttl=max(30.0, 3 * settings.sample_interval_seconds)),
+            forecasters=ForecasterCache(),
         ),
         stop_flag=stop_flag,
         ready_flag=ready_flag,

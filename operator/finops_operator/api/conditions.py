@@ -34,6 +34,10 @@ class Reason:
     SELECTOR_OVERLAP = "SelectorOverlap"
     NO_OVERLAP = "NoOverlap"
     METRICS_NOT_CONFIGURED = "MetricsNotConfigured"
+    PREDICTED = "Predicted"
+    INSUFFICIENT_HISTORY = "InsufficientHistory"
+    METRICS_UNAVAILABLE = "MetricsUnavailable"
+    PREDICTION_DISABLED = "PredictionDisabled"
 
 
 @dataclass(frozen=True)

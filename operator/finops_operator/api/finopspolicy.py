@@ -236,6 +236,27 @@ class Violation(ApiModel):
     """What was found against what is allowed."""
 
 
+class PredictionStatus(ApiModel):
+    """The latest demand forecast and what it recommends."""
+
+    model: str
+    """Forecasting model in use (chosen by backtest when spec.predictiveScaling.model is auto)."""
+    mae: float | None = None
+    """Backtest mean absolute error, in demand units."""
+    mase: float | None = None
+    """Backtest error relative to a naive forecast (below 1 beats naive)."""
+    next_peak: float | None = None
+    """Highest forecast demand (at the configured quantile) within the horizon."""
+    next_peak_time: datetime | None = None
+    """When that peak is forecast."""
+    recommended_replicas: int | None = None
+    """Minimum replicas the forecast asks for over the lead time, after clamping."""
+    budget_capped: bool = False
+    """The remaining GPU-hour budget lowered the recommendation."""
+    computed_at: datetime
+    """When the forecast was made."""
+
+
 class FinOpsPolicyStatus(ApiModel):
     """Observed state: the GPU-hour ledger of the current window, budget use and workload findings."""
 
@@ -273,6 +294,8 @@ class FinOpsPolicyStatus(ApiModel):
     """Workloads breaking per-workload caps (capped; see violationCount)."""
     violation_count: int = 0
     """Total number of cap violations."""
+    prediction: PredictionStatus | None = None
+    """Predictive scaling: the latest forecast and recommendation."""
 
 
 class FinOpsPolicy(CustomResource):
@@ -302,7 +325,13 @@ class FinOpsPolicy(CustomResource):
             {
                 "rule": "!has(self.costLimits) || !has(self.costLimits.dailyCost) || has(self.pricing)",
                 "message": "costLimits.dailyCost needs spec.pricing to turn GPU-hours into cost",
-            }
+            },
+            {
+                "rule": (
+                    "!has(self.predictiveScaling) || !self.predictiveScaling.enabled || has(self.autoScale)"
+                ),
+                "message": "predictiveScaling needs autoScale: it raises the minReplicas of the HPA",
+            },
         ],
     )
 

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from finops_operator import metrics
 from finops_operator.api.common import LabelSelector
 from finops_operator.api.finopspolicy import FinOpsPolicyStatus
+from finops_operator.handlers.prediction import ForecasterCache, predict
 from finops_operator.handlers.status import RecentWrites, write_status
 from finops_operator.kube import KubeClient
 from finops_operator.planners.bounds import POLICY_LABEL, HpaFacts
@@ -34,6 +35,7 @@ from finops_operator.planners.policy import (
     parse_spec,
     plan_policy,
 )
+from finops_operator.planners.predictive import PredictionInput
 from finops_operator.settings import Settings
 from finops_operator.telemetry import prometheus
 from finops_operator.telemetry.alerts import Alert, post_alerts
@@ -232,6 +234,9 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
         started = time.perf_counter()
         now = datetime.now(UTC)  # read once: every decision of this sample uses the same instant
         utilization, metrics_error = _pod_utilization(settings, namespace, logger)
+        prediction = _prediction(
+            settings=settings, spec=spec, key=(namespace, name), memo=memo, now=now, logger=logger
+        )
         observation = PolicyObservation(
             name=name,
             generation=int(meta.get("generation", 0)),
@@ -245,6 +250,7 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
             hpas=snapshot.hpas,
             pod_utilization=utilization,
             metrics_error=metrics_error,
+            prediction=prediction,
         )
         plan = plan_policy(spec, observation, now)
         kube: KubeClient = memo.kube
@@ -379,12 +385,33 @@ def _restore_on_delete(
         ):
             kube.remove_pod_finalizer(namespace, pod.name, LEDGER_FINALIZER)
     metrics.forget_policy(namespace, name)
+    memo.forecasters.forget((namespace, name))
 
 
 def _selected_by(selector: LabelSelector, pod: PodFacts, deployments: Any) -> bool:
     from finops_operator.planners.labelselectors import selector_matches  # noqa: PLC0415 - local helper
 
     return any(selector_matches(selector, d.labels) and d.owns(pod) for d in deployments)
+
+
+def _prediction(
+    *,
+    settings: Settings,
+    spec: Mapping[str, Any],
+    key: tuple[str, str],
+    memo: kopf.Memo,
+    now: datetime,
+    logger: logging.Logger,
+) -> PredictionInput | None:
+    try:
+        predictive = parse_spec(spec).predictive_scaling
+    except ValidationError:
+        return None  # the planner reports the invalid spec
+    cache: ForecasterCache = memo.forecasters
+    if predictive is None or not predictive.enabled:
+        cache.forget(key)
+        return None
+    return predict(operator_settings=settings, spec=predictive, key=key, cache=cache, now=now, logger=logger)
 
 
 def _pod_utilization(

@@ -27,6 +27,7 @@ from finops_operator.planners.budget import (
     REASON_BUDGET,
     REASON_IDLE,
     BudgetAssessment,
+    BudgetPlan,
     ReplicaChange,
     WorkloadFacts,
     assess_budget,
@@ -39,6 +40,14 @@ from finops_operator.planners.caps import PodTemplateFacts, cap_violations
 from finops_operator.planners.idle import plan_idle
 from finops_operator.planners.labelselectors import selector_matches
 from finops_operator.planners.ledger import Ledger, PodFacts, advance_ledger
+from finops_operator.planners.predictive import (
+    PredictionInput,
+    Recommendation,
+    prediction_condition,
+    prediction_status,
+    projected_exhaustion,
+    recommend,
+)
 from finops_operator.planners.window import InvalidTimeZoneError, window_bounds
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -95,6 +104,8 @@ class PolicyObservation:
     hpas: Sequence[HpaFacts] = ()
     pod_utilization: Mapping[str, float] | None = None
     """GPU utilisation (percent) per pod name; None when no Prometheus is configured or reachable."""
+    prediction: PredictionInput | None = None
+    """The demand forecast (or why there is none), when predictive scaling is enabled."""
     metrics_error: str | None = None
 
 
@@ -231,40 +242,16 @@ def plan_policy(raw_spec: Mapping[str, Any], observation: PolicyObservation, now
     already = [] if new_window else list(previous.thresholds_notified)
     crossed = thresholds_to_announce(spec.cost_limits, assessment.used_percent, already)
 
-    alerting = spec.alerting
-    events: list[PlannedEvent] = [
-        _event(
-            alerting.threshold_exceeded if alerting else None,
-            "BudgetThresholdCrossed",
-            f"{policy} used {assessment.used_percent:.0f}% of its daily budget (threshold {t}%)",
-        )
-        for t in crossed
-    ]
     budget = plan_budget_actions(policy, spec, assessment, [d.as_workload() for d in governed])
     changes = [*released, *budget.changes]
-    events.extend(_event(None, c.reason, c.message, c.workload, alert=False) for c in released)
-    exhausted_route = alerting.budget_exhausted if alerting else None
-    for change in budget.changes:
-        events.append(
-            _event(
-                exhausted_route if change.reason == "BudgetExhausted" else None,
-                change.reason,
-                change.message,
-                change.workload,
-                alert=change.reason == "BudgetExhausted",
-            )
-        )
-    verb = "would have" if spec.enforcement_mode == EnforcementMode.DRY_RUN else "would have (Warn mode)"
-    for would in budget.would:
-        events.append(
-            _event(
-                exhausted_route,
-                f"{would.reason}{spec.enforcement_mode.value}",
-                f"{verb} {would.message}",
-                would.workload,
-                alert=spec.enforcement_mode == EnforcementMode.WARN,
-            )
-        )
+    events = _budget_events(
+        policy=policy,
+        spec=spec,
+        used_percent=assessment.used_percent,
+        crossed=crossed,
+        budget=budget,
+        released=released,
+    )
 
     idle = _plan_idle_all(
         policy=policy,
@@ -281,11 +268,13 @@ def plan_policy(raw_spec: Mapping[str, Any], observation: PolicyObservation, now
     violations = [v for d in governed for v in cap_violations(d.name, spec, d.template)]
     events.extend(_new_violation_events(policy, spec, violations, previous.violations))
 
+    recommendation = _recommend(spec, observation, governed, assessment.gpu_hours_remaining, now)
+    floor = recommendation.replicas if recommendation else None
     hpas = plan_hpas(
         policy,
         observation.namespace,
         spec,
-        targets=[BoundsTarget(d.name, observation.uid, d.annotations) for d in governed],
+        targets=[BoundsTarget(d.name, observation.uid, d.annotations, floor) for d in governed],
         existing=observation.hpas,
         budget_exhausted=assessment.exceeded,
     )
@@ -295,6 +284,7 @@ def plan_policy(raw_spec: Mapping[str, Any], observation: PolicyObservation, now
     status.violation_count = len(violations)
     status.window_start, status.window_end = window_start, window_end
     _record_ledger(status, previous, ledger, assessment)
+    _record_prediction(status, spec, observation, recommendation, governed)
     status.thresholds_notified = sorted({*already, *crossed})
     status.governed_workloads = len(governed)
     status.idle_workloads = len(idle.idle_names)
@@ -321,7 +311,8 @@ def plan_policy(raw_spec: Mapping[str, Any], observation: PolicyObservation, now
             observation=observation,
             metrics_missing=idle.metrics_missing,
             foreign_hpas=hpas.foreign,
-        ),
+        )
+        + _optional(prediction_condition(spec.predictive_scaling, observation.prediction, recommendation)),
         observation.generation,
         now,
     )
@@ -377,6 +368,109 @@ def _new_violation_events(
         for v in violations
         if (v.name, v.rule) not in seen
     ]
+
+
+def _budget_events(
+    *,
+    policy: str,
+    spec: FinOpsPolicySpec,
+    used_percent: float,
+    crossed: Sequence[int],
+    budget: BudgetPlan,
+    released: Sequence[ReplicaChange],
+) -> list[PlannedEvent]:
+    """Threshold crossings, budget actions (or what they would have been), and releases."""
+    alerting = spec.alerting
+    events = [
+        _event(
+            alerting.threshold_exceeded if alerting else None,
+            "BudgetThresholdCrossed",
+            f"{policy} used {used_percent:.0f}% of its daily budget (threshold {t}%)",
+        )
+        for t in crossed
+    ]
+    events.extend(_event(None, c.reason, c.message, c.workload, alert=False) for c in released)
+    exhausted_route = alerting.budget_exhausted if alerting else None
+    for change in budget.changes:
+        acted = change.reason == "BudgetExhausted"
+        events.append(
+            _event(
+                exhausted_route if acted else None,
+                change.reason,
+                change.message,
+                change.workload,
+                alert=acted,
+            )
+        )
+    verb = "would have" if spec.enforcement_mode == EnforcementMode.DRY_RUN else "would have (Warn mode)"
+    events.extend(
+        _event(
+            exhausted_route,
+            f"{would.reason}{spec.enforcement_mode.value}",
+            f"{verb} {would.message}",
+            would.workload,
+            alert=spec.enforcement_mode == EnforcementMode.WARN,
+        )
+        for would in budget.would
+    )
+    return events
+
+
+def _optional(update: ConditionUpdate | None) -> list[ConditionUpdate]:
+    return [update] if update is not None else []
+
+
+def _gpus_per_replica(governed: Sequence[DeploymentFacts]) -> int:
+    return max((d.gpus_per_pod for d in governed), default=0)
+
+
+def _recommend(
+    spec: FinOpsPolicySpec,
+    observation: PolicyObservation,
+    governed: Sequence[DeploymentFacts],
+    remaining_gpu_hours: float | None,
+    now: datetime,
+) -> Recommendation | None:
+    settings, prediction = spec.predictive_scaling, observation.prediction
+    if settings is None or not settings.enabled or spec.auto_scale is None:
+        return None
+    if prediction is None or prediction.forecast is None:
+        return None
+    return recommend(
+        settings,
+        prediction.forecast,
+        bounds=(spec.auto_scale.min_replicas, spec.auto_scale.max_replicas),
+        gpus_per_replica=_gpus_per_replica(governed),
+        remaining_gpu_hours=remaining_gpu_hours,
+        now=now,
+    )
+
+
+def _record_prediction(
+    status: FinOpsPolicyStatus,
+    spec: FinOpsPolicySpec,
+    observation: PolicyObservation,
+    recommendation: Recommendation | None,
+    governed: Sequence[DeploymentFacts],
+) -> None:
+    """Prediction figures, and the budget projection from the forecast rather than the burn rate."""
+    prediction, settings = observation.prediction, spec.predictive_scaling
+    if prediction is None or settings is None or recommendation is None or prediction.forecast is None:
+        status.prediction = None
+        return
+    status.prediction = prediction_status(prediction, recommendation, None)
+    limits = spec.cost_limits
+    if limits is not None and limits.daily_gpu_hours is not None and settings.target_per_replica:
+        projected = projected_exhaustion(
+            prediction.forecast,
+            target_per_replica=settings.target_per_replica,
+            gpus_per_replica=_gpus_per_replica(governed) * max(len(governed), 1),
+            replicas_floor=recommendation.replicas,
+            used_gpu_hours=status.gpu_hours_used,
+            limit_gpu_hours=limits.daily_gpu_hours,
+        )
+        if projected is not None and (status.window_end is None or projected < status.window_end):
+            status.projected_exhaustion_time = projected
 
 
 def _released(

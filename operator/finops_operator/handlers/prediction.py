@@ -1,0 +1,113 @@
+"""Fetch demand history from Prometheus and keep one forecaster per policy, off the event loop.
+
+Fits are the expensive part (statsmodels, up to a second per series), so a policy's forecaster is
+fitted once and then only updated with new points; it is refitted every few hours, or at once when
+the predictive settings change. Runs in the policy's reconcile thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from finops_operator.api.finopspolicy import PredictiveScaling
+from finops_operator.planners.predictive import FORECAST_STEP, MODEL_NAMES, PredictionInput, horizon_steps
+from finops_operator.settings import Settings
+from finops_operator.telemetry import prometheus
+from forecasting import ForecastConfig, Forecaster, InsufficientHistoryError
+from forecasting.errors import ForecastError
+
+REFIT_EVERY = timedelta(hours=6)
+HISTORY = timedelta(days=14)
+
+
+@dataclass
+class _Entry:
+    fingerprint: str
+    forecaster: Forecaster
+    fitted_at: datetime
+
+
+class ForecasterCache:
+    """Fitted forecasters by (namespace, policy); safe across handler threads."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], _Entry] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> _Entry | None:
+        with self._lock:
+            return self._entries.get(key)
+
+    def put(self, key: tuple[str, str], entry: _Entry) -> None:
+        with self._lock:
+            self._entries[key] = entry
+
+    def forget(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+
+def _fingerprint(settings: PredictiveScaling) -> str:
+    return hashlib.sha256(settings.model_dump_json().encode()).hexdigest()[:16]
+
+
+def _series(url: str, query: str, start: datetime, end: datetime) -> pd.Series:
+    """The demand history as one series (several returned series are summed)."""
+    result = prometheus.query_range(
+        url, query, start=start, end=end, step_seconds=FORECAST_STEP.total_seconds()
+    )
+    if not result:
+        return pd.Series(dtype=float)
+    frames = [pd.Series({pd.Timestamp(t, unit="s", tz="UTC"): v for t, v in points}) for _, points in result]
+    return pd.concat(frames, axis=1).sum(axis=1, min_count=1).sort_index()
+
+
+def predict(
+    *,
+    operator_settings: Settings,
+    spec: PredictiveScaling,
+    key: tuple[str, str],
+    cache: ForecasterCache,
+    now: datetime,
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+) -> PredictionInput:
+    """A forecast for the policy's demand query, or the reason there is none."""
+    if operator_settings.prometheus_url is None or not spec.demand_query:
+        return PredictionInput(computed_at=now, metrics_error="no Prometheus URL configured")
+    url = str(operator_settings.prometheus_url)
+    fingerprint = _fingerprint(spec)
+    entry = cache.get(key)
+    try:
+        if entry is None or entry.fingerprint != fingerprint or now - entry.fitted_at >= REFIT_EVERY:
+            history = _series(url, spec.demand_query, now - HISTORY, now)
+            config = ForecastConfig(
+                model=MODEL_NAMES[spec.model],
+                step=pd.Timedelta(FORECAST_STEP),
+                min_history=pd.Timedelta(hours=spec.minimum_history_hours),
+                horizon=horizon_steps(spec),
+                select_horizon=min(horizon_steps(spec), 1 + spec.lead_time_minutes // 5),
+            )
+            forecaster = Forecaster(config).fit(history, previous=entry.forecaster if entry else None)
+            entry = _Entry(fingerprint, forecaster, now)
+            cache.put(key, entry)
+            logger.info("fitted %s on %d points of demand history", forecaster.model_name, len(history))
+        else:
+            last = entry.forecaster.last_timestamp
+            start = last.to_pydatetime() if last is not None else now - HISTORY
+            fresh = _series(url, spec.demand_query, start, now)
+            if not fresh.empty:
+                entry.forecaster.update(fresh)
+        forecast = entry.forecaster.forecast(horizon_steps(spec), quantiles=(0.5, spec.quantile))
+    except InsufficientHistoryError as error:
+        return PredictionInput(computed_at=now, insufficient_history=str(error))
+    except prometheus.PrometheusError as error:
+        return PredictionInput(computed_at=now, metrics_error=str(error))
+    except ForecastError as error:
+        return PredictionInput(computed_at=now, metrics_error=f"forecast failed: {error}")
+    return PredictionInput(computed_at=now, forecast=forecast)

@@ -95,6 +95,57 @@ def crds(
         typer.echo(f"wrote {path}")
 
 
+@app.command()
+def forecast(
+    trace: Annotated[Path, typer.Option(help="CSV trace with timestamp,value columns.", exists=True)],
+    horizon: Annotated[int, typer.Option(help="Steps to forecast.")] = 36,
+    model: Annotated[str, typer.Option(help="auto, or a model name such as hw_damped.")] = "auto",
+    plot: Annotated[Path | None, typer.Option(help="Write a PNG of history, forecast and interval.")] = None,
+) -> None:
+    """Forecast a demand trace and print the forecast (optionally plot it)."""
+    from forecasting import ForecastConfig, ForecastError, forecast_series, load_trace  # noqa: PLC0415
+
+    series = load_trace(trace)
+    try:
+        result = forecast_series(series, horizon, (0.1, 0.5, 0.9), ForecastConfig(model=model))
+    except (ForecastError, ValueError) as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"model {result.model_name}: backtest MAE {result.backtest.mae:.4g}, MASE {result.backtest.mase:.3f}"
+    )
+    typer.echo("timestamp,mean,p10,p90")
+    for i, stamp in enumerate(result.timestamps):
+        typer.echo(
+            f"{stamp.isoformat()},{result.mean[i]:.4g},{result.quantiles[0.1][i]:.4g},"
+            f"{result.quantiles[0.9][i]:.4g}"
+        )
+    if plot is not None:
+        from forecasting.plotting import plot_forecast  # noqa: PLC0415 - matplotlib only when plotting
+
+        typer.echo(f"wrote {plot_forecast(series, result, plot)}", err=True)
+
+
+@app.command()
+def simulate(
+    trace: Annotated[
+        list[Path], typer.Option(help="CSV trace(s) with timestamp,value columns.", exists=True)
+    ],
+    plot: Annotated[Path | None, typer.Option(help="Write a PNG of replicas against demand.")] = None,
+) -> None:
+    """Replay demand traces through static, reactive-HPA and predictive scaling; print the comparison."""
+    from forecasting.simulate import run_comparison  # noqa: PLC0415 - statsmodels only when simulating
+
+    for path in trace:
+        report = run_comparison(path)
+        typer.echo(report.to_table())
+        if plot is not None:
+            from forecasting.plotting import plot_replay  # noqa: PLC0415
+
+            target = plot if len(trace) == 1 else plot.with_name(f"{plot.stem}-{path.stem}{plot.suffix}")
+            typer.echo(f"wrote {plot_replay(report, target)}", err=True)
+
+
 @dev_app.command("binaries")
 def dev_binaries() -> None:
     """Find or build the control-plane binaries and print their paths as JSON."""

@@ -4,11 +4,13 @@ admission webhook, GPU-hour ledger across kill -9, budget actions and their undo
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import yaml
@@ -293,3 +295,67 @@ def test_ledger_survives_kill_9_and_pods_deleted_while_down(kube: Kube, tmp_path
     truth = sum(2 * ((end or until) - start).total_seconds() / 3600 for start, end in timeline.values())
     one_sample = 4 * SAMPLE / 3600  # all GPUs running for one sampling interval
     assert abs(status["gpuHoursUsed"] - truth) <= one_sample, json.dumps(status, indent=2)
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Receiver.received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:  # keep pytest output clean
+        pass
+
+
+def test_alerts_reach_a_webhook_in_alertmanager_format(kube: Kube, operator: OperatorProcess) -> None:
+    namespace = "alerts"
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        kube.kubectl("create", "namespace", namespace)
+        kube.kubectl(
+            "create",
+            "secret",
+            "generic",
+            "alert-hook",
+            "-n",
+            namespace,
+            f"--from-literal=url=http://127.0.0.1:{server.server_address[1]}/hook",
+        )
+        apply(kube, deployment(namespace, "chat", 1, gpus=1))
+        apply(
+            kube,
+            policy(
+                namespace,
+                "tiny-budget",
+                enforcementMode="Warn",
+                costLimits={"dailyGPUHours": 0.0005, "budgetAction": "ScaleToZero"},
+                alerting={
+                    "thresholdExceeded": {"severity": "CRITICAL", "recipientGroup": "finops-team"},
+                    "webhookSecretRef": {"name": "alert-hook", "key": "url"},
+                },
+            ),
+        )
+        payload = eventually(
+            lambda: _Receiver.received and _Receiver.received[0], timeout=60, what="an alert POST"
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert payload["version"] == "4" and payload["status"] == "firing"
+    alert = payload["alerts"][0]
+    assert alert["status"] == "firing" and alert["startsAt"]
+    assert alert["labels"]["alertname"] == "BudgetThresholdCrossed"
+    assert alert["labels"]["severity"] == "CRITICAL" and alert["labels"]["recipient_group"] == "finops-team"
+    assert alert["labels"]["namespace"] == namespace and alert["labels"]["finopspolicy"] == "tiny-budget"
+    assert "daily budget" in alert["annotations"]["summary"]
+    # Warn mode warns (Warning events, alerts) but does not act.
+    assert replicas(kube, namespace, "chat") == 1
+    assert "finops_actions_total" not in operator.metrics() or (
+        'namespace="alerts"' not in operator.metrics().split("finops_actions_total")[1]
+    )

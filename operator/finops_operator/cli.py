@@ -14,6 +14,7 @@ from finops_operator import __version__
 from finops_operator.crdgen import stale_crds, write_crds
 from finops_operator.devcluster.binaries import BuildError, ensure_binaries
 from finops_operator.devcluster.cluster import ClusterError, LocalCluster, default_cluster_dir
+from finops_operator.reports import sovereignty_report
 from finops_operator.settings import SettingsError, load_settings
 
 app = typer.Typer(help="FinOps and data-sovereignty guardrails for GPU/AI workloads.", no_args_is_help=True)
@@ -23,7 +24,9 @@ cluster_app = typer.Typer(
     "scheduler, kwok) on 127.0.0.1.",
     no_args_is_help=True,
 )
+report_app = typer.Typer(help="Reports for auditors.", no_args_is_help=True)
 app.add_typer(dev_app, name="dev")
+app.add_typer(report_app, name="report")
 dev_app.add_typer(cluster_app, name="cluster")
 
 DEFAULT_CLUSTER_DIR = default_cluster_dir()
@@ -144,6 +147,26 @@ def simulate(
 
             target = plot if len(trace) == 1 else plot.with_name(f"{plot.stem}-{path.stem}{plot.suffix}")
             typer.echo(f"wrote {plot_replay(report, target)}", err=True)
+
+
+@report_app.command("sovereignty")
+def report_sovereignty(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Compliance of every SovereignRegion (from KUBECONFIG or the in-cluster account); exit 1 if any
+    region is not compliant."""
+    from finops_operator.kube import KubeClient  # noqa: PLC0415 - the Kubernetes client only when needed
+
+    try:
+        regions = KubeClient.from_environment().list_cluster_objects(
+            "finops.dev", "v1alpha1", "sovereignregions"
+        )
+    except Exception as error:
+        typer.echo(f"cannot read SovereignRegions: {error}", err=True)
+        raise typer.Exit(2) from None
+    report = sovereignty_report(regions)
+    typer.echo(report.to_json() if as_json else report.to_table())
+    raise typer.Exit(0 if report.compliant else 1)
 
 
 @dev_app.command("binaries")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -73,6 +73,12 @@ class KubeClient:
         if data is None:
             raise KeyError(f"Secret {namespace}/{name} has no key {key!r}")
         return base64.b64decode(data).decode().strip()
+
+    def list_cluster_objects(self, group: str, version: str, plural: str) -> list[dict[str, Any]]:
+        metrics.record_api_request("list", plural)
+        api = client.CustomObjectsApi(self.core.api_client)
+        result = cast("dict[str, Any]", api.list_cluster_custom_object(group, version, plural))
+        return list(result.get("items", []))
 
     def apply_hpa(self, manifest: Mapping[str, Any]) -> None:
         """Server-side apply: the operator owns exactly the fields it sends, and nothing else."""

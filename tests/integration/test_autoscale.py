@@ -67,6 +67,7 @@ def replicas(kube: Kube, name: str) -> int:
 def generations(kube: Kube) -> dict[str, Any]:
     """Spec generations of everything the operator could write, plus the policy's resourceVersion."""
     objects = kube.get_json("deploy,hpa,fop", "-n", NAMESPACE)["items"]
+
     def fingerprint(o: dict[str, Any]) -> Any:
         if o["kind"] == "FinOpsPolicy":
             return o["metadata"]["resourceVersion"]  # status included: it must not change either

@@ -376,6 +376,14 @@ def _region_constraints(
     return constraints
 
 
+def region_constraints(
+    spec: SovereignRegionSpec, nodes: Mapping[str, NodeFacts] | None = None
+) -> dict[str, list[tuple[str, str, tuple[str, ...]]]]:
+    """Per node label key, the (key, operator, values) requirements a value must meet to be inside the
+    region: what admission, the audit and the generated ValidatingAdmissionPolicy all judge against."""
+    return {key: list(reqs) for key, reqs in _region_constraints(spec, nodes).items()}
+
+
 @dataclass(frozen=True)
 class _Region:
     """A region prepared once per admission review or audit run: its node selector, what it requires

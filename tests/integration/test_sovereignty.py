@@ -1,0 +1,398 @@
+"""SovereignRegion against the real control plane (kwok nodes in eu-west-1 and us-east-1, A100/H100/L4
+GPUs) with the real operator: affinity injection, rejection/warning/dry-run, the
+ValidatingAdmissionPolicy path with the operator stopped, drift repair, the audit of pre-existing
+violators. Every namespace and SovereignRegion here is this module's own, and removed afterwards."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.kube import Kube, KubectlError, eventually, kubectl_binary
+from tests.operator_process import OperatorProcess, free_port, running_operator
+
+SAMPLE = 2.0
+EU, US = "eu-west-1", "us-east-1"
+A100, H100 = "NVIDIA-A100-SXM4-80GB", "NVIDIA-H100-80GB-HBM3"
+REGION_LABEL = "topology.kubernetes.io/region"
+GPU_LABEL = "nvidia.com/gpu.product"
+CLASS_LABEL = "finops.dev/data-classification"
+BINDING_LABEL = "sovereignty-test"
+MANAGED = "app.kubernetes.io/managed-by=finops-operator"
+
+
+def deployment(namespace: str, name: str, **pod_spec: Any) -> dict[str, Any]:
+    labels = pod_spec.pop("labels", {})
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name, **labels}},
+        "spec": {
+            "replicas": pod_spec.pop("replicas", 1),
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "main", "image": "example/app:1"}], **pod_spec},
+            },
+        },
+    }
+
+
+def region(name: str, binding: str, mode: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "finops.dev/v1alpha1",
+        "kind": "SovereignRegion",
+        "metadata": {"name": name},
+        "spec": {
+            "region": EU,
+            "namespaceSelector": {"matchLabels": {BINDING_LABEL: binding}},
+            "allowedGPUProducts": [A100],
+            "allowedDataClassifications": ["public", "internal"],
+            "enforcementMode": mode,
+            **spec,
+        },
+    }
+
+
+def apply(kube: Kube, *objects: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """kubectl apply, returning the whole result: stderr is where kubectl prints warnings."""
+    return subprocess.run(
+        [kubectl_binary(), "apply", "-f", "-"],
+        input=yaml.safe_dump_all(objects),
+        capture_output=True,
+        text=True,
+        env=kube.env,
+        check=False,
+        timeout=60,
+    )
+
+
+def applied(kube: Kube, *objects: dict[str, Any]) -> str:
+    result = apply(kube, *objects)
+    if result.returncode != 0:
+        raise KubectlError(("apply",), result.stderr)
+    return result.stderr
+
+
+def namespace(kube: Kube, name: str, binding: str, **labels: str) -> None:
+    applied(
+        kube,
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name, "labels": {BINDING_LABEL: binding, **labels}},
+        },
+    )
+
+
+def status(kube: Kube, name: str) -> dict[str, Any]:
+    return dict(kube.get_json("sovr", name).get("status") or {})
+
+
+def condition(kube: Kube, name: str, kind: str) -> dict[str, Any]:
+    return next((c for c in status(kube, name).get("conditions", []) if c["type"] == kind), {})
+
+
+def required_terms(kube: Kube, namespace: str, name: str) -> list[dict[str, Any]]:
+    spec = kube.get_json("deploy", "-n", namespace, name)["spec"]["template"]["spec"]
+    node_affinity = (spec.get("affinity") or {}).get("nodeAffinity") or {}
+    required = node_affinity.get("requiredDuringSchedulingIgnoredDuringExecution") or {}
+    return list(required.get("nodeSelectorTerms") or [])
+
+
+def confined(terms: list[dict[str, Any]]) -> bool:
+    wanted = {"key": REGION_LABEL, "operator": "In", "values": [EU]}
+    return bool(terms) and all(wanted in t.get("matchExpressions", []) for t in terms)
+
+
+def bound(kube: Kube, name: str, namespaces: list[str]) -> bool:
+    return status(kube, name).get("boundNamespaces") == namespaces
+
+
+def _cleanup(kube: Kube, regions: list[str], namespaces: list[str]) -> None:
+    for name in regions:
+        # The operator may be stopped: drop Kopf's finalizer so the deletion cannot hang.
+        kube.kubectl(
+            "patch", "sovr", name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False
+        )
+        kube.kubectl("delete", "sovr", name, "--ignore-not-found", "--wait=false")
+    for kind in ("validatingadmissionpolicybinding", "validatingadmissionpolicy"):
+        for name in regions:
+            kube.kubectl("delete", kind, f"finops-sovereignty-{name}", "--ignore-not-found")
+    for name in namespaces:
+        kube.kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=false")
+
+
+@pytest.fixture
+def cleanup(kube: Kube) -> Iterator[tuple[list[str], list[str]]]:
+    regions: list[str] = []
+    namespaces: list[str] = []
+    yield regions, namespaces
+    _cleanup(kube, regions, namespaces)
+
+
+def _webhook_operator(kube: Kube, tmp_path: Path) -> Any:
+    return running_operator(
+        kube, tmp_path, "--sample-interval", str(SAMPLE), "--webhook", "--webhook-port", str(free_port())
+    )
+
+
+def _wait_for_webhooks(kube: Kube) -> None:
+    eventually(
+        lambda: (
+            "sovereignty"
+            in kube.kubectl("get", "mutatingwebhookconfiguration", "finops.dev", "-o", "yaml", check=False)
+        ),
+        timeout=30,
+        what="the managed MutatingWebhookConfiguration",
+    )
+
+
+def _drop_webhooks(kube: Kube) -> None:
+    for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
+        kube.kubectl("delete", kind, "finops.dev", "--ignore-not-found")
+
+
+@pytest.fixture
+def operator(kube: Kube, tmp_path: Path) -> Iterator[OperatorProcess]:
+    with _webhook_operator(kube, tmp_path) as process:
+        _wait_for_webhooks(kube)
+        yield process
+    _drop_webhooks(kube)
+
+
+def test_enforce_injects_rejects_repairs_and_reports_existing_violators(
+    kube: Kube, operator: OperatorProcess, cleanup: tuple[list[str], list[str]]
+) -> None:
+    name, ns = "sov-test-enforce", "sov-enforce"
+    cleanup[0].append(name)
+    cleanup[1].append(ns)
+    namespace(kube, ns, "enforce")
+    # Before the region exists: one workload that says nothing (to be repaired), one asking for the US.
+    applied(kube, deployment(ns, "legacy"), deployment(ns, "us-pinned", nodeSelector={REGION_LABEL: US}))
+    eventually(
+        lambda: any(
+            p["spec"].get("nodeName", "").startswith("gpu-us")
+            for p in kube.get_json("pods", "-n", ns, "-l", "app=us-pinned")["items"]
+        ),
+        timeout=60,
+        what="us-pinned running in the US",
+    )
+    applied(kube, region(name, "enforce", "Enforce"))
+    eventually(lambda: bound(kube, name, [ns]), timeout=30, what="namespace bound")
+
+    # Drift repair: the affinity is added to the pre-existing workload (a rollout follows).
+    eventually(lambda: confined(required_terms(kube, ns, "legacy")), timeout=30, what="legacy repaired")
+    # Pre-existing violators are reported, with since-when, and not "repaired" into unschedulable pods.
+    violations = eventually(
+        lambda: [v for v in status(kube, name).get("violations", []) if "us-pinned" in v["name"]],
+        timeout=30,
+        what="us-pinned reported",
+    )
+    kinds = {(v["kind"], v["rule"]) for v in violations}
+    assert ("Deployment", "Region") in kinds and ("Pod", "Region") in kinds, violations
+    assert all(v["since"] for v in violations)
+    assert not confined(required_terms(kube, ns, "us-pinned"))
+    assert condition(kube, name, "Compliant")["status"] == "False"
+    assert condition(kube, name, "Ready")["status"] == "True"
+    summary = kube.kubectl("get", "sovr", name)
+    assert "Enforce" in summary and EU in summary
+    events = kube.get_json("events", "-n", ns, "--field-selector", "reason=SovereigntyAffinityRestored")
+    assert events["items"], "no Event for the repair"
+
+    # Injection: merged into the workload's own required affinity, its preferred affinity kept.
+    own_term = {"matchExpressions": [{"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]}]}
+    preferred = [{"weight": 10, "preference": own_term}]
+    applied(
+        kube,
+        deployment(
+            ns,
+            "web",
+            affinity={
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [own_term]},
+                    "preferredDuringSchedulingIgnoredDuringExecution": preferred,
+                }
+            },
+        ),
+    )
+    terms = required_terms(kube, ns, "web")
+    assert confined(terms) and own_term["matchExpressions"][0] in terms[0]["matchExpressions"]
+    stored = kube.get_json("deploy", "-n", ns, "web")["spec"]["template"]["spec"]["affinity"]
+    assert stored["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"] == preferred
+
+    # Rejections name the SovereignRegion and the rule.
+    for bad, rule in (
+        (deployment(ns, "h100", nodeSelector={GPU_LABEL: H100}), "GPUProduct"),
+        (deployment(ns, "secret", labels={CLASS_LABEL: "secret"}), "DataClassification"),
+        (deployment(ns, "to-us", nodeSelector={REGION_LABEL: US}), "Region"),
+    ):
+        result = apply(kube, bad)
+        assert result.returncode != 0, f"{bad['metadata']['name']} was admitted"
+        assert f"SovereignRegion {name}" in result.stderr and rule in result.stderr, result.stderr
+    # A rule only the Kopf webhook judges (CEL does not): a requirement that excludes the region.
+    not_eu = {"matchExpressions": [{"key": REGION_LABEL, "operator": "NotIn", "values": [EU]}]}
+    excluded = apply(
+        kube,
+        deployment(
+            ns,
+            "not-eu",
+            affinity={
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [not_eu]}
+                }
+            },
+        ),
+    )
+    assert excluded.returncode != 0
+    assert (
+        f"SovereignRegion {name}: Deployment {ns}/not-eu asks for nodes outside region {EU}"
+        in excluded.stderr
+    )
+    assert "[rule Region]" in excluded.stderr
+    # Scaling an existing violator is not blocked: only template and label changes are judged.
+    kube.kubectl("scale", "deploy", "-n", ns, "us-pinned", "--replicas=0")
+    assert 'sovereignty_violations{region="sov-test-enforce",rule="Region"}' in operator.metrics()
+
+
+def test_warn_dry_run_conflicts_and_regions_without_nodes(
+    kube: Kube, operator: OperatorProcess, cleanup: tuple[list[str], list[str]]
+) -> None:
+    warn, dry, nowhere = "sov-test-warn", "sov-test-dry", "sov-test-nowhere"
+    cleanup[0].extend([warn, dry, nowhere])
+    cleanup[1].extend(["sov-warn", "sov-dry", "sov-shared"])
+    namespace(kube, "sov-warn", "warn")
+    namespace(kube, "sov-dry", "dry")
+    namespace(kube, "sov-shared", "warn", **{"sovereignty-test-also": "nowhere"})
+    applied(
+        kube,
+        region(warn, "warn", "Warn"),
+        region(dry, "dry", "DryRun"),
+        region(
+            nowhere,
+            "unused",
+            "Enforce",
+            namespaceSelector={"matchLabels": {"sovereignty-test-also": "nowhere"}},
+            nodeSelector={"matchLabels": {REGION_LABEL: "mars-north-1"}},
+        ),
+    )
+    eventually(lambda: bound(kube, warn, ["sov-warn"]), timeout=30, what="warn region bound")
+    eventually(lambda: bound(kube, dry, ["sov-dry"]), timeout=30, what="dry-run region bound")
+
+    # Warn: admitted, kubectl prints the warning, and the affinity is still injected.
+    warned = apply(kube, deployment("sov-warn", "h100", nodeSelector={GPU_LABEL: H100}))
+    assert warned.returncode == 0, warned.stderr
+    assert "Warning:" in warned.stderr and f"SovereignRegion {warn}" in warned.stderr
+    assert "GPUProduct" in warned.stderr
+    assert confined(required_terms(kube, "sov-warn", "h100"))
+
+    # DryRun: admitted silently, nothing changed, reported by the audit.
+    quiet = apply(kube, deployment("sov-dry", "h100", nodeSelector={GPU_LABEL: H100}))
+    assert quiet.returncode == 0, quiet.stderr
+    assert f"SovereignRegion {dry}" not in quiet.stderr
+    assert required_terms(kube, "sov-dry", "h100") == []
+    reported = eventually(
+        lambda: [v for v in status(kube, dry).get("violations", []) if v["name"] == "h100"],
+        timeout=30,
+        what="dry-run violation in status",
+    )
+    assert reported[0]["rule"] == "GPUProduct" and reported[0]["kind"] == "Deployment"
+
+    # A namespace bound to two regions: a condition on both, and a warning at admission.
+    conflict = eventually(
+        lambda: (
+            condition(kube, nowhere, "NamespaceConflict").get("status") == "True"
+            and condition(kube, nowhere, "NamespaceConflict")
+        ),
+        timeout=30,
+        what="NamespaceConflict on the second region",
+    )
+    assert "sov-shared" in conflict["message"] and warn in conflict["message"]
+    assert condition(kube, warn, "NamespaceConflict")["status"] == "True"
+    shared = apply(kube, deployment("sov-shared", "app"))
+    assert shared.returncode == 0 and "bound to several SovereignRegions" in shared.stderr
+    # A region whose node selector matches no node says so.
+    ready = condition(kube, nowhere, "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "NoMatchingNodes"
+    # The binding leaves the conflicted namespace out, like the webhooks and the audit.
+    binding = kube.get_json("validatingadmissionpolicybinding", f"finops-sovereignty-{warn}")
+    assert binding["spec"]["validationActions"] == ["Warn"]
+    assert binding["metadata"]["ownerReferences"][0]["name"] == warn
+    excluded = binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"]
+    assert {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["sov-shared"]} in excluded
+    assert kube.get_json("validatingadmissionpolicybinding", f"finops-sovereignty-{dry}")["spec"][
+        "validationActions"
+    ] == ["Audit"]
+
+    # Level-triggered but quiet: once nothing changes, the audits write nothing.
+    def version() -> str:
+        return str(kube.get_json("sovr", dry)["metadata"]["resourceVersion"])
+
+    before = version()
+    time.sleep(3 * SAMPLE)
+    assert version() == before
+
+
+def test_admission_policy_rejects_while_the_operator_is_stopped_and_drift_is_repaired_after(
+    kube: Kube, tmp_path: Path, cleanup: tuple[list[str], list[str]]
+) -> None:
+    name, ns = "sov-test-offline", "sov-offline"
+    cleanup[0].append(name)
+    cleanup[1].append(ns)
+    namespace(kube, ns, "offline")
+    try:
+        with _webhook_operator(kube, tmp_path) as process:
+            _wait_for_webhooks(kube)
+            applied(kube, region(name, "offline", "Enforce"))
+            eventually(lambda: bound(kube, name, [ns]), timeout=30, what="namespace bound")
+            eventually(
+                lambda: kube.get_json("validatingadmissionpolicybinding", f"finops-sovereignty-{name}"),
+                timeout=30,
+                what="the binding",
+            )
+            applied(kube, deployment(ns, "app"))
+            assert confined(required_terms(kube, ns, "app"))
+            assert process.terminate() == 0
+    finally:
+        _drop_webhooks(kube)
+
+    # Operator down: the API server still rejects, by the policy the operator generated.
+    def rejected_by_policy() -> str:
+        result = apply(kube, deployment(ns, "to-us", nodeSelector={REGION_LABEL: US}))
+        return (
+            result.stderr if result.returncode != 0 and "ValidatingAdmissionPolicy" in result.stderr else ""
+        )
+
+    stderr = eventually(rejected_by_policy, timeout=30, what="rejection by the ValidatingAdmissionPolicy")
+    assert f"SovereignRegion {name} (region {EU}), rule Region" in stderr
+    assert f"Deployment {ns}/to-us" in stderr
+    gpu = apply(kube, deployment(ns, "h100", nodeSelector={GPU_LABEL: H100}))
+    assert gpu.returncode != 0 and "rule GPUProduct" in gpu.stderr
+    # Someone removes the affinity while nothing can re-inject it (the mutating path fails open)...
+    kube.kubectl(
+        "patch",
+        "deploy",
+        "-n",
+        ns,
+        "app",
+        "--type=json",
+        "-p",
+        '[{"op": "remove", "path": "/spec/template/spec/affinity"}]',
+    )
+    assert required_terms(kube, ns, "app") == []
+    # ... and the audit puts it back once the operator is up again.
+    restarted = tmp_path / "restarted"
+    restarted.mkdir()
+    try:
+        with _webhook_operator(kube, restarted):
+            eventually(
+                lambda: confined(required_terms(kube, ns, "app")), timeout=30, what="affinity restored"
+            )
+    finally:
+        _drop_webhooks(kube)

@@ -93,3 +93,20 @@ def test_gpus_per_pod_counts_limits_then_requests_and_init_containers() -> None:
         == 4
     )
     assert gpus_in_pod_spec({"containers": [{"resources": {"limits": {"nvidia.com/gpu": "lots"}}}]}) == 0
+
+
+def test_ledger_finalizer_is_released_from_pods_no_policy_governs_any_more() -> None:
+    from finops_operator.planners.ledger import PodFacts
+
+    web = DeploymentFacts(
+        "ns",
+        "web",
+        {"app": "web"},
+        pod_selector=LabelSelector.model_validate({"matchLabels": {"app": "web"}}),
+    )
+    stray = PodFacts("ns", "web-1", {"app": "web"}, gpus=1, running_since=NOW, has_finalizer=True)
+    plan = plan_policy(SPEC, observe(deployments=[*DEPLOYMENTS, web], pods=[stray]), NOW)
+    assert plan.pods_to_release == (stray,)
+    other = PeerPolicy("web-policy", LabelSelector.model_validate({"matchLabels": {"app": "web"}}))
+    claimed = plan_policy(SPEC, observe(deployments=[*DEPLOYMENTS, web], pods=[stray], peers=[other]), NOW)
+    assert claimed.pods_to_release == ()

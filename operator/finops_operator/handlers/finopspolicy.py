@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -24,6 +24,7 @@ from finops_operator.kube import KubeClient
 from finops_operator.planners.bounds import POLICY_LABEL, HpaFacts
 from finops_operator.planners.budget import WorkloadFacts, restore
 from finops_operator.planners.caps import PodTemplateFacts, admit_deployment
+from finops_operator.planners.labelselectors import selector_matches
 from finops_operator.planners.ledger import LEDGER_FINALIZER, PodFacts
 from finops_operator.planners.policy import (
     DeploymentFacts,
@@ -388,9 +389,7 @@ def _restore_on_delete(
     memo.forecasters.forget((namespace, name))
 
 
-def _selected_by(selector: LabelSelector, pod: PodFacts, deployments: Any) -> bool:
-    from finops_operator.planners.labelselectors import selector_matches  # noqa: PLC0415 - local helper
-
+def _selected_by(selector: LabelSelector, pod: PodFacts, deployments: Sequence[DeploymentFacts]) -> bool:
     return any(selector_matches(selector, d.labels) and d.owns(pod) for d in deployments)
 
 

@@ -330,8 +330,9 @@ def plan_policy(raw_spec: Mapping[str, Any], observation: PolicyObservation, now
             if not p.has_finalizer and p.ended_at is None and p.gpus > 0
         ),
         hpas=hpas,
-        pods_to_release=tuple(
-            p for p in advance.releasable if p.has_finalizer and (p.namespace, p.name) in tracked
+        pods_to_release=(
+            *(p for p in advance.releasable if p.has_finalizer and (p.namespace, p.name) in tracked),
+            *_orphaned(observation, tracked),
         ),
     )
 
@@ -414,6 +415,24 @@ def _budget_events(
         for would in budget.would
     )
     return events
+
+
+def _orphaned(observation: PolicyObservation, tracked: set[tuple[str, str]]) -> list[PodFacts]:
+    """Pods still carrying the ledger finalizer although no policy of the namespace governs them any
+    more (selector changed, conflict): the finalizer must go, or their deletion would hang."""
+
+    def claimed_by_peer(pod: PodFacts) -> bool:
+        return any(
+            peer.spec is None or (selector_matches(peer.selector, d.labels) and d.owns(pod))
+            for peer in observation.peers
+            for d in observation.deployments
+        )
+
+    return [
+        p
+        for p in observation.pods
+        if p.has_finalizer and (p.namespace, p.name) not in tracked and not claimed_by_peer(p)
+    ]
 
 
 def _optional(update: ConditionUpdate | None) -> list[ConditionUpdate]:

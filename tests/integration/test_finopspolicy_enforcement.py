@@ -359,3 +359,62 @@ def test_alerts_reach_a_webhook_in_alertmanager_format(kube: Kube, operator: Ope
     assert "finops_actions_total" not in operator.metrics() or (
         'namespace="alerts"' not in operator.metrics().split("finops_actions_total")[1]
     )
+
+
+def test_scale_to_min_pins_the_hpa_and_overlapping_policies_both_report_conflict(
+    kube: Kube, operator: OperatorProcess
+) -> None:
+    namespace = "budget-min"
+    kube.kubectl("create", "namespace", namespace)
+    apply(
+        kube,
+        deployment(namespace, "chat", 3, gpus=1),
+        deployment(namespace, "shared", 1, gpus=1, labels={"team": "search"}),
+    )
+    apply(
+        kube,
+        policy(
+            namespace,
+            "min-budget",
+            costLimits={"dailyGPUHours": 0.001, "budgetAction": "ScaleToMin"},
+            autoScale={"minReplicas": 1, "maxReplicas": 4},
+        ),
+    )
+    eventually(
+        lambda: replicas(kube, namespace, "chat") == 1, timeout=60, what="scaled to autoScale.minReplicas"
+    )
+    hpa = kube.get_json("hpa", "-n", namespace, "chat")
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 1)  # the HPA cannot undo it
+    assert (
+        kube.get_json("deploy", "-n", namespace, "chat")["metadata"]["annotations"][
+            "finops.dev/previous-replicas"
+        ]
+        == "3"
+    )
+
+    # A second policy selecting `shared` too: both say so, neither acts on it.
+    apply(
+        kube,
+        {
+            **policy(
+                namespace, "search-team", costLimits={"dailyGPUHours": 0.001, "budgetAction": "ScaleToZero"}
+            ),
+            "spec": {
+                "targetWorkloadSelector": {"matchLabels": {"team": "search"}},
+                "costLimits": {"dailyGPUHours": 0.001, "budgetAction": "ScaleToZero"},
+            },
+        },
+    )
+    for name in ("min-budget", "search-team"):
+        conflict = eventually(
+            lambda name=name: (
+                (c := condition(kube, namespace, name, "Conflict")) and c["status"] == "True" and c
+            ),
+            timeout=30,
+            what=f"Conflict on {name}",
+        )
+        assert conflict["reason"] == "SelectorOverlap" and "shared" in conflict["message"]
+    time.sleep(3 * SAMPLE)
+    assert replicas(kube, namespace, "shared") == 1
+    states = {w["name"]: w["state"] for w in status_of(kube, namespace, "search-team")["workloads"]}
+    assert states == {"shared": "Conflict"}

@@ -396,3 +396,67 @@ def test_admission_policy_rejects_while_the_operator_is_stopped_and_drift_is_rep
             )
     finally:
         _drop_webhooks(kube)
+
+
+def test_opt_in_eviction_moves_pods_running_outside_the_region(
+    kube: Kube, operator: OperatorProcess, cleanup: tuple[list[str], list[str]]
+) -> None:
+    name, ns = "sov-test-evict", "sov-evict"
+    cleanup[0].append(name)
+    cleanup[1].append(ns)
+    namespace(kube, ns, "evict")
+    prefer_us = {
+        "nodeAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 100,
+                    "preference": {
+                        "matchExpressions": [{"key": REGION_LABEL, "operator": "In", "values": [US]}]
+                    },
+                }
+            ]
+        }
+    }
+    # OnDelete: a repaired template alone does not move the running pod; only an eviction does.
+    applied(
+        kube,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": {"name": "db", "namespace": ns},
+            "spec": {
+                "serviceName": "db",
+                "replicas": 1,
+                "updateStrategy": {"type": "OnDelete"},
+                "selector": {"matchLabels": {"app": "db"}},
+                "template": {
+                    "metadata": {"labels": {"app": "db"}},
+                    "spec": {
+                        "affinity": prefer_us,
+                        "containers": [{"name": "main", "image": "example/db:1"}],
+                    },
+                },
+            },
+        },
+    )
+
+    def node_region() -> str | None:
+        pods = kube.get_json("pods", "-n", ns, "-l", "app=db")["items"]
+        running = [
+            p
+            for p in pods
+            if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
+        ]
+        if not running:
+            return None
+        node = kube.get_json("node", running[0]["spec"]["nodeName"])
+        return str(node["metadata"]["labels"][REGION_LABEL])
+
+    assert eventually(node_region, timeout=60, what="db running") == US
+    applied(kube, region(name, "evict", "Enforce", evictOutOfRegionPods=True))
+    eventually(lambda: node_region() == EU, timeout=90, what="db evicted and rescheduled inside the region")
+    assert confined(
+        kube.get_json("sts", "-n", ns, "db")["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        ]["nodeSelectorTerms"]
+    )

@@ -46,10 +46,11 @@ def test_operator_starts_reconciles_and_exits_cleanly_on_sigterm(kube: Kube, tmp
         assert ready["observedGeneration"] == 1
         table = kube.kubectl("get", "fop", "-n", "ai-workloads")
         assert "True" in table.splitlines()[1]
-        assert (
+        # Ready may be left over from an earlier operator: wait for this one's own reconcile.
+        gauge = (
             'finops_governed_workloads{namespace="ai-workloads",policy="edge-ai-inference-cost-policy"} 2.0'
-            in (operator.metrics())
         )
+        eventually(lambda: gauge in operator.metrics(), timeout=30, what="the governed-workloads gauge")
 
         # Level-triggered and quiet: once reconciled, more samples change nothing but the ledger.
         def tracked() -> bool:

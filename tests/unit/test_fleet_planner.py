@@ -91,6 +91,7 @@ class Sim:
     contents: dict[str, RevisionContent] = field(default_factory=dict)
     failed_revision: str | None = None
     health_ok: bool | None = None
+    health_error: str | None = None
     broken: Callable[[str, str], bool] = lambda _site, _revision: False
     events: list[tuple[str, str, str]] = field(default_factory=list)
     generation: int = 1
@@ -110,6 +111,7 @@ class Sim:
             site_workloads=dict(self.workloads),
             revision_contents=dict(self.contents),
             health_ok=self.health_ok,
+            health_error=self.health_error,
             failed_revision=self.failed_revision,
         )
 
@@ -630,6 +632,20 @@ def test_failing_health_query_blocks_then_rolls_back() -> None:
         a.revision for a in sim.step().workloads_to_apply
     }
     assert "health query" in (sim.status.last_rollback_reason or "")
+
+
+def test_unevaluable_health_query_holds_the_wave_but_never_rolls_back() -> None:
+    sim = Sim.deployed(10)
+    new = sim.change_spec(modelVersion="v2")
+    sim.health_error = "Prometheus query failed: connection refused"
+    for _ in range(40):  # far beyond waveTimeoutSeconds
+        sim.step()
+    assert sim.status.current_wave == 1 and sim.failed_revision is None
+    assert sim.status.current_revision == new
+    progressing = find(sim.status.conditions, "Progressing")
+    assert progressing is not None and "connection refused" in progressing.message
+    sim.health_error = None
+    sim.run_until(lambda s: s.status.stable_revision == new)
 
 
 def test_rollback_without_the_stable_content_holds_and_reports() -> None:

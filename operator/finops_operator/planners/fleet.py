@@ -398,6 +398,9 @@ class FleetObservation:
     """Stored content of earlier revisions; the spec's own revision is always known."""
     health_ok: bool | None = None
     """Result of spec.rollout.healthQuery; None when there is none or it could not be evaluated."""
+    health_error: str | None = None
+    """Why a configured health query could not be evaluated: holds the wave (an unknown is not a pass)
+    but never rolls back (a monitoring outage is not evidence against the revision)."""
     failed_revision: str | None = None
     """LOCAL STAND-IN for a proposed ``status.failedRevision``: the revision last rolled back, which
     is not retried while the spec still asks for it. The handler persists ``FleetPlan.failed_revision``."""
@@ -556,6 +559,8 @@ def _wave_blockers(run: _Rollout, assigned: Sequence[str], size: int) -> list[st
         )
     if run.observed.health_ok is False:
         blockers.append("the health query to pass")
+    elif run.observed.health_error is not None:
+        blockers.append(f"the health query to be evaluable ({run.observed.health_error})")
     return blockers
 
 

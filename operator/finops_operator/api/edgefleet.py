@@ -146,6 +146,8 @@ class EdgeFleetStatus(ApiModel):
     """Revision history, newest first (bounded by revisionHistoryLimit)."""
     last_rollback_reason: str | None = None
     """Why the last automatic rollback happened."""
+    failed_revision: str | None = None
+    """Revision that was rolled back; not retried until the spec changes."""
 
 
 class EdgeFleet(CustomResource):

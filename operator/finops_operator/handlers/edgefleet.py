@@ -58,7 +58,6 @@ KIND = "EdgeFleet"
 FIELD_MANAGER = "finops-operator-edgefleet"
 """Own field manager for server-side apply: a FinOpsPolicy's replica patches (manager
 ``finops-operator``) and the fleet's manifests never take each other's fields by accident."""
-FAILED_REVISION_ANNOTATION = "finops.dev/failed-revision"
 """Stand-in for a ``status.failedRevision`` field: the revision rolled back, not retried while the
 spec still asks for it (an annotation, because the status schema prunes unknown fields)."""
 APPLIED_HASH_ANNOTATION = "finops.dev/applied-hash"
@@ -323,7 +322,7 @@ def _reconcile(
         revision_contents=revisions,
         health_ok=health_ok,
         health_error=health_error,
-        failed_revision=(meta.get("annotations") or {}).get(FAILED_REVISION_ANNOTATION),
+        failed_revision=current.failed_revision,
     )
     plan = plan_fleet(parsed, observation, now)
     target = _Target(namespace=namespace, name=name, uid=uid, body=body, memo=memo, logger=logger)
@@ -340,9 +339,8 @@ def _reconcile(
     )
     _delete_workloads(target, plan, ours)
     _prune_revisions(target, plan, snapshot.revisions)
-    if observation.failed_revision != plan.failed_revision:
-        patch.metadata.annotations[FAILED_REVISION_ANNOTATION] = plan.failed_revision
-    write_status(KIND, status, plan.status.to_wire(), patch)
+    desired = plan.status.model_copy(update={"failed_revision": plan.failed_revision})
+    write_status(KIND, status, desired.to_wire(), patch)  # one write: rollback and its memory together
     _post_events(target, plan.events)
     metrics.record_reconcile(KIND, time.perf_counter() - started)
 

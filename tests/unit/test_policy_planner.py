@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from finops_operator.api.common import ConditionStatus, LabelSelector
@@ -110,3 +110,26 @@ def test_ledger_finalizer_is_released_from_pods_no_policy_governs_any_more() -> 
     other = PeerPolicy("web-policy", LabelSelector.model_validate({"matchLabels": {"app": "web"}}))
     claimed = plan_policy(SPEC, observe(deployments=[*DEPLOYMENTS, web], pods=[stray], peers=[other]), NOW)
     assert claimed.pods_to_release == ()
+
+
+def test_pods_are_attributed_by_their_recorded_owner_before_any_selector() -> None:
+    from finops_operator.handlers.finopspolicy import owner_deployment
+    from finops_operator.planners.ledger import PodFacts
+
+    meta = {"ownerReferences": [{"kind": "ReplicaSet", "name": "llm-a-7d9f8c6b5"}]}
+    assert owner_deployment(meta, {"pod-template-hash": "7d9f8c6b5"}) == "llm-a"
+    assert owner_deployment(meta, {}) is None
+    assert (
+        owner_deployment({"ownerReferences": [{"kind": "Job", "name": "x-1"}]}, {"pod-template-hash": "1"})
+        is None
+    )
+    # A pod whose labels match llm-b's selector, but which llm-a's ReplicaSet owns, is llm-a's.
+    selector = LabelSelector.model_validate({"matchLabels": {"app": "llm"}})
+    a = DeploymentFacts("ns", "llm-a", {"app": "llm"}, replicas=1, gpus_per_pod=1, pod_selector=selector)
+    b = DeploymentFacts("ns", "llm-b", {"app": "llm"}, replicas=1, gpus_per_pod=1, pod_selector=selector)
+    pod = PodFacts(
+        "ns", "p", {"app": "llm"}, gpus=1, running_since=NOW - timedelta(hours=1), owner_deployment="llm-a"
+    )
+    plan = plan_policy(SPEC, observe(deployments=[a, b], pods=[pod]), NOW)
+    hours = {w.name: w.gpu_hours for w in plan.status.workloads}
+    assert hours["llm-a"] > 0 and hours["llm-b"] == 0

@@ -87,7 +87,19 @@ def pod_facts(
         running_since=started,
         ended_at=ended,
         has_finalizer=LEDGER_FINALIZER in (meta.get("finalizers") or []),
+        owner_deployment=owner_deployment(meta, labels),
     )
+
+
+def owner_deployment(meta: Mapping[str, Any], labels: Mapping[str, str]) -> str | None:
+    """The Deployment behind a pod's ReplicaSet: the Deployment controller names ReplicaSets
+    ``<deployment>-<pod-template-hash>`` and stamps that hash on the pods."""
+    template_hash = labels.get("pod-template-hash")
+    for reference in meta.get("ownerReferences") or []:
+        name = str(reference.get("name", ""))
+        if reference.get("kind") == "ReplicaSet" and template_hash and name.endswith(f"-{template_hash}"):
+            return name[: -len(template_hash) - 1]
+    return None
 
 
 @dataclass(frozen=True)

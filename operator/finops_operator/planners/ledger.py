@@ -34,6 +34,8 @@ class PodFacts:
     ended_at: datetime | None = None
     """deletionTimestamp, or when its containers finished; unset while it runs."""
     has_finalizer: bool = False
+    owner_deployment: str | None = None
+    """The Deployment owning the pod through its ReplicaSet, when it has one."""
 
 
 @dataclass(frozen=True)

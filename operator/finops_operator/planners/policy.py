@@ -74,10 +74,15 @@ class DeploymentFacts:
         return WorkloadFacts(self.name, self.replicas, self.annotations)
 
     def owns(self, pod: PodFacts) -> bool:
+        """Ownership as Kubernetes records it (pod -> ReplicaSet -> Deployment); the selector is only
+        consulted for pods without an owner record."""
+        if pod.owner_deployment is not None:
+            return pod.owner_deployment == self.name
+        selector = self.pod_selector
         return (
-            self.pod_selector is not None
-            and bool(self.pod_selector.match_labels or self.pod_selector.match_expressions)
-            and selector_matches(self.pod_selector, pod.labels)
+            selector is not None
+            and bool(selector.match_labels or selector.match_expressions)
+            and selector_matches(selector, pod.labels)
         )
 
 
@@ -515,14 +520,19 @@ def _mean_utilization(by_pod: Mapping[str, float] | None, pods: Sequence[PodFact
 def _pods_by_workload(
     governed: Sequence[DeploymentFacts], pods: Sequence[PodFacts]
 ) -> dict[str, list[PodFacts]]:
-    """GPU pods of each governed Deployment; a pod belongs to the first Deployment selecting it."""
+    """GPU pods of each governed Deployment. Linear in pods: owned pods are grouped by their recorded
+    owner; only the rare pods without one are matched against selectors."""
     result: dict[str, list[PodFacts]] = {d.name: [] for d in governed}
-    claimed: set[tuple[str, str]] = set()
-    for deployment in governed:
-        for pod in pods:
-            if (pod.namespace, pod.name) not in claimed and deployment.owns(pod):
-                result[deployment.name].append(pod)
-                claimed.add((pod.namespace, pod.name))
+    unowned: list[PodFacts] = []
+    for pod in pods:
+        if pod.owner_deployment is None:
+            unowned.append(pod)
+        elif pod.owner_deployment in result:
+            result[pod.owner_deployment].append(pod)
+    for pod in unowned:
+        owner = next((d for d in governed if d.owns(pod)), None)
+        if owner is not None:
+            result[owner.name].append(pod)
     return result
 
 

@@ -8,7 +8,6 @@ StatefulSets do), so a rollback re-renders exactly what ran before, even after a
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -27,6 +26,7 @@ from finops_operator import metrics
 from finops_operator.api.common import ConditionStatus
 from finops_operator.api.conditions import ConditionType, ConditionUpdate, Reason, apply_conditions
 from finops_operator.api.edgefleet import EdgeFleetSpec, EdgeFleetStatus
+from finops_operator.handlers.execution import read_status, reconcile_in_thread
 from finops_operator.handlers.status import RecentWrites, write_status
 from finops_operator.kube import KubeClient
 from finops_operator.planners.budget import ANNOTATION_REPLICA_CAP, ANNOTATION_SCALED_BY
@@ -207,12 +207,8 @@ def take_snapshot(namespace: str, name: str, kwargs: Mapping[str, Any]) -> Fleet
 
 
 async def _in_thread(fn: Callable[..., None], kwargs: Mapping[str, Any]) -> None:
-    """Snapshot the indexes on the loop, then run ``fn`` in a thread, one run per fleet at a time."""
     namespace, name = kwargs.get("namespace") or "", kwargs["name"]
-    locks: dict[tuple[str, ...], asyncio.Lock] = kwargs["memo"].locks
-    async with locks.setdefault((KIND, namespace, name), asyncio.Lock()):
-        snapshot = take_snapshot(namespace, name, kwargs)
-        await asyncio.to_thread(fn, **{**kwargs, "namespace": namespace, "snapshot": snapshot})
+    await reconcile_in_thread(KIND, fn, kwargs, lambda: take_snapshot(namespace, name, kwargs))
 
 
 class AppliedWrites:
@@ -268,13 +264,6 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
 # --- one reconcile -----------------------------------------------------------------------------------
 
 
-def _current_status(raw: Mapping[str, Any]) -> EdgeFleetStatus:
-    try:
-        return EdgeFleetStatus.model_validate(dict(raw))
-    except ValidationError:
-        return EdgeFleetStatus()  # an unreadable status is rebuilt, never trusted
-
-
 def _reconcile(
     *,
     settings: Settings,
@@ -294,7 +283,7 @@ def _reconcile(
     started = time.perf_counter()
     now = datetime.now(UTC)  # read once: every decision of this pass uses the same instant
     generation = int(meta.get("generation") or 0)
-    current = _current_status(status)
+    current = read_status(EdgeFleetStatus, status)
     try:
         parsed = EdgeFleetSpec.model_validate(dict(spec))
     except ValidationError as error:

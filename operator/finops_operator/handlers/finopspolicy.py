@@ -3,7 +3,6 @@ reconcile each policy on a timer (level-triggered) and on spec changes: observe,
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -18,6 +17,7 @@ from pydantic import ValidationError
 from finops_operator import metrics
 from finops_operator.api.common import LabelSelector
 from finops_operator.api.finopspolicy import FinOpsPolicyStatus
+from finops_operator.handlers.execution import read_status, reconcile_in_thread
 from finops_operator.handlers.prediction import ForecasterCache, predict
 from finops_operator.handlers.status import RecentWrites, write_status
 from finops_operator.kube import KubeClient
@@ -44,13 +44,6 @@ from finops_operator.telemetry.alerts import Alert, post_alerts
 GROUP, VERSION, PLURAL = "finops.dev", "v1alpha1", "finopspolicies"
 KIND = "FinOpsPolicy"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-
-
-def _current_status(raw: Mapping[str, Any]) -> FinOpsPolicyStatus:
-    try:
-        return FinOpsPolicyStatus.model_validate(dict(raw))
-    except ValidationError:
-        return FinOpsPolicyStatus()  # an unreadable status is rebuilt, never trusted
 
 
 def _time(value: str | None) -> datetime | None:
@@ -126,13 +119,8 @@ def take_snapshot(namespace: str, kwargs: Mapping[str, Any]) -> NamespaceSnapsho
 
 
 async def _in_thread(fn: Callable[..., None], kwargs: Mapping[str, Any]) -> None:
-    """Snapshot the indexes on the loop, then run ``fn`` in a thread, one run per policy at a time
-    (a timer tick and a spec change must not plan from the same stale view twice)."""
-    namespace, name = kwargs.get("namespace") or "", kwargs["name"]
-    locks: dict[tuple[str, str], asyncio.Lock] = kwargs["memo"].locks
-    async with locks.setdefault((namespace, name), asyncio.Lock()):
-        snapshot = take_snapshot(namespace, kwargs)
-        await asyncio.to_thread(fn, **{**kwargs, "namespace": namespace, "snapshot": snapshot})
+    namespace = kwargs.get("namespace") or ""
+    await reconcile_in_thread(KIND, fn, kwargs, lambda: take_snapshot(namespace, kwargs))
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
@@ -253,7 +241,7 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
         observation = PolicyObservation(
             name=name,
             generation=int(meta.get("generation", 0)),
-            current_status=_current_status(status),
+            current_status=read_status(FinOpsPolicyStatus, status),
             deployments=snapshot.deployments,
             peers=[peer for peer in snapshot.policies if peer.name != name],
             pods=snapshot.pods,

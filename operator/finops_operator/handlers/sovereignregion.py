@@ -15,7 +15,6 @@ Three paths, so enforcement does not depend on one process being up (see docs/SO
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import time
@@ -38,6 +37,7 @@ from finops_operator.api.sovereignregion import (
     SovereignRegionStatus,
     SovereigntyViolation,
 )
+from finops_operator.handlers.execution import read_status, reconcile_in_thread
 from finops_operator.handlers.status import RecentWrites, write_status
 from finops_operator.kube import FIELD_MANAGER, KubeClient
 from finops_operator.planners import vap
@@ -205,13 +205,7 @@ def take_snapshot(name: str, kwargs: Mapping[str, Any]) -> Snapshot:
 
 
 async def _in_thread(fn: Callable[..., None], kwargs: Mapping[str, Any]) -> None:
-    """Snapshot the indexes on the loop (iterating them from a thread races the watch streams), then
-    run ``fn`` in a thread, one run per region at a time."""
-    name = kwargs["name"]
-    locks: dict[tuple[str, str], asyncio.Lock] = kwargs["memo"].locks
-    async with locks.setdefault((KIND, name), asyncio.Lock()):
-        snapshot = take_snapshot(name, kwargs)
-        await asyncio.to_thread(fn, **{**kwargs, "snapshot": snapshot})
+    await reconcile_in_thread(KIND, fn, kwargs, lambda: take_snapshot(kwargs["name"], kwargs))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -374,13 +368,6 @@ def _with_admission_hashes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
 # The audit
 
 
-def _current_status(raw: Mapping[str, Any]) -> SovereignRegionStatus:
-    try:
-        return SovereignRegionStatus.model_validate(dict(raw))
-    except ValidationError:
-        return SovereignRegionStatus()  # an unreadable status is rebuilt, never trusted
-
-
 def _reconcile(
     *,
     name: str,
@@ -402,7 +389,7 @@ def _reconcile(
     except ValidationError as error:
         logger.warning("invalid SovereignRegion spec: %s", error)
         return  # the CRD schema rejects almost everything this catches; nothing safe to enforce
-    current = _current_status(status)
+    current = read_status(SovereignRegionStatus, status)
     result = audit(
         region,
         bound_namespaces=snapshot.governed,

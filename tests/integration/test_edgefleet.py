@@ -48,6 +48,8 @@ def site_nodes(group: str, count: int, first: int = 0) -> list[NodeSpec]:
             f"ef-{group}-{i:02d}",
             "eu-west-1",
             site=f"s{i:02d}",
+            gpus=1,  # one accelerator per site, as at the edge: no room for a surge pod
+            gpu_product="NVIDIA-L4",
             cpu="8",
             memory="32Gi",
             labels={GROUP_LABEL: group},
@@ -94,7 +96,10 @@ def fleet(namespace: str, name: str, group: str, model: str, **rollout: Any) -> 
                         {
                             "name": "server",
                             "image": f"example/llm:{model}",
-                            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
+                            "resources": {
+                                "requests": {"cpu": "100m", "memory": "128Mi"},
+                                "limits": {"nvidia.com/gpu": "1"},
+                            },
                         }
                     ]
                 },

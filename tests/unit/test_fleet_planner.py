@@ -342,6 +342,8 @@ def test_desired_deployment_pins_the_site_and_labels_for_the_policy() -> None:
     )
     metadata, body = manifest["metadata"], manifest["spec"]
     assert (manifest["apiVersion"], manifest["kind"]) == ("apps/v1", "Deployment")
+    # A single-accelerator site cannot run the old and the new revision side by side: no surge pod.
+    assert body["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
     assert metadata["name"] == "assistant-store-7" and metadata["namespace"] == "edge-ai"
     assert "ownerReferences" not in metadata
     assert metadata["labels"] == {

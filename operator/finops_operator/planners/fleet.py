@@ -379,6 +379,9 @@ def desired_deployment(
         "spec": {
             "replicas": spec.replicas_per_site,
             "selector": {"matchLabels": selector_labels},
+            # An edge site has no spare accelerator for a surge pod: with the default 25 % surge a new
+            # revision's pod would stay Pending next to the old one forever. Replace in place instead.
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
             "template": template,
         },
     }

@@ -66,7 +66,9 @@ demo: cluster-up ## Control plane up, CRDs and samples applied, operator running
 			> $(DEMO_DIR)/operator.log 2>&1 & echo $$! > $(DEMO_DIR)/operator.pid; \
 		echo "operator started (pid $$(cat $(DEMO_DIR)/operator.pid), log $(DEMO_DIR)/operator.log)"; \
 	fi
-	@KUBECONFIG=$(KUBECONFIG_DEMO) kubectl wait --for=condition=Ready fop --all -A --timeout=60s >/dev/null
+	@echo "waiting for every policy, region and fleet to report Ready (sites roll out, regions audit)..."
+	@KUBECONFIG=$(KUBECONFIG_DEMO) kubectl wait --for=condition=Ready fop,ef --all -A --timeout=180s >/dev/null
+	@KUBECONFIG=$(KUBECONFIG_DEMO) kubectl wait --for=condition=Ready sovr --all --timeout=180s >/dev/null
 	KUBECONFIG=$(KUBECONFIG_DEMO) kubectl get finops -A
 	@echo
 	@echo "Try it:  export KUBECONFIG=$(KUBECONFIG_DEMO); kubectl get finops -A; kubectl describe fop -n ai-workloads"

@@ -30,6 +30,14 @@ def processes_using(directory: Path) -> list[str]:
 
 def test_cluster_lifecycle_leaves_no_processes(tmp_path: Path) -> None:
     directory = tmp_path / "lifecycle"
+    try:
+        _lifecycle(directory)
+    finally:  # even when an assertion fails, nothing may stay running
+        finops("down", directory=directory)
+    assert processes_using(directory) == []
+
+
+def _lifecycle(directory: Path) -> None:
     up = finops("up", directory=directory)
     assert up.returncode == 0, up.stderr
     assert f"export KUBECONFIG={directory / 'kubeconfig'}" in up.stdout

@@ -19,10 +19,9 @@ import ssl
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -404,16 +403,3 @@ def _http_ok(url: str, context: ssl.SSLContext | None = None, timeout: float = 2
         return False
 
 
-@contextlib.contextmanager
-def running_cluster(directory: Path, progress: Progress | None = None) -> Iterator[LocalCluster]:
-    """A cluster for the duration of a ``with`` block; nothing is left running afterwards."""
-    cluster = LocalCluster(directory, progress)
-    cluster.up()
-    try:
-        yield cluster
-    finally:
-        cluster.down(quiet=True)
-
-
-def cluster_env(state: ClusterState) -> dict[str, Any]:
-    return {"KUBECONFIG": str(state.kubeconfig)}

@@ -342,10 +342,6 @@ def selector_text(selector: LabelSelector) -> str:
     return ", ".join(parts) or "every node"
 
 
-def node_in_region(spec: SovereignRegionSpec, node_labels: Mapping[str, str] | None) -> bool:
-    return selector_matches(effective_node_selector(spec), node_labels)
-
-
 def matching_node_names(spec: SovereignRegionSpec, nodes: Mapping[str, NodeFacts]) -> list[str]:
     """Names of the nodes the region selects, sorted."""
     selector = effective_node_selector(spec)

@@ -401,5 +401,3 @@ def _http_ok(url: str, context: ssl.SSLContext | None = None, timeout: float = 2
             return bool(response.status == 200)
     except (OSError, ValueError):
         return False
-
-

@@ -6,11 +6,11 @@ from typing import Any
 from finops_operator.api.common import ConditionStatus, LabelSelector
 from finops_operator.api.conditions import find
 from finops_operator.api.finopspolicy import FinOpsPolicyStatus, WorkloadState
+from finops_operator.planners.caps import gpus_in_pod_spec
 from finops_operator.planners.policy import (
     DeploymentFacts,
     PeerPolicy,
     PolicyObservation,
-    gpus_in_pod_spec,
     plan_policy,
 )
 

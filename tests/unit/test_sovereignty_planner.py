@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 
-from finops_operator.api.common import ConditionStatus, EnforcementMode
+from finops_operator.api.common import GPU_PRODUCT_LABEL, ConditionStatus, EnforcementMode
 from finops_operator.api.conditions import find
 from finops_operator.api.sovereignregion import REGION_LABEL, SovereignRegionSpec, SovereigntyViolation
 from finops_operator.planners.sovereignty import (
-    GPU_PRODUCT_LABEL,
     AuditResult,
     Finding,
     NodeFacts,

@@ -13,6 +13,10 @@ GROUP = "finops.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 CATEGORY = "finops"
+GPU_RESOURCE = "nvidia.com/gpu"
+"""The extended resource GPU pods request."""
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+"""Node label naming the GPU model (set by NVIDIA's GPU feature discovery)."""
 
 
 class ApiModel(BaseModel):

@@ -23,9 +23,10 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from finops_operator import metrics
-from finops_operator.api.common import ConditionStatus
+from finops_operator.api.common import GROUP, VERSION, ConditionStatus
 from finops_operator.api.conditions import ConditionType, ConditionUpdate, Reason, apply_conditions
-from finops_operator.api.edgefleet import EdgeFleetSpec, EdgeFleetStatus
+from finops_operator.api.edgefleet import EdgeFleet, EdgeFleetSpec, EdgeFleetStatus
+from finops_operator.api.finopspolicy import FinOpsPolicy
 from finops_operator.handlers.execution import read_status, reconcile_in_thread
 from finops_operator.handlers.status import RecentWrites, write_status
 from finops_operator.kube import KubeClient
@@ -53,7 +54,7 @@ from finops_operator.planners.fleet import (
 from finops_operator.settings import Settings
 from finops_operator.telemetry import prometheus
 
-GROUP, VERSION, PLURAL = "finops.dev", "v1alpha1", "edgefleets"
+PLURAL = EdgeFleet.meta.plural
 KIND = "EdgeFleet"
 FIELD_MANAGER = "finops-operator-edgefleet"
 """Own field manager for server-side apply: a FinOpsPolicy's replica patches (manager
@@ -172,7 +173,7 @@ def _register_indexes(registry: kopf.OperatorRegistry) -> None:
         fleet = str((meta.get("labels") or {}).get(FLEET_LABEL))
         return {(namespace or "", fleet): _stored_revision(name, meta, body)}
 
-    @kopf.index(GROUP, VERSION, "finopspolicies", id="edgefleet_policy_labels", registry=registry)
+    @kopf.index(GROUP, VERSION, FinOpsPolicy.meta.plural, id="edgefleet_policy_labels", registry=registry)
     def edgefleet_policy_labels(
         *, namespace: str | None, name: str, spec: Mapping[str, Any], **_: Any
     ) -> dict[tuple[str, str], dict[str, str]]:

@@ -15,15 +15,15 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from finops_operator import metrics
-from finops_operator.api.common import LabelSelector
-from finops_operator.api.finopspolicy import FinOpsPolicyStatus
+from finops_operator.api.common import GPU_PRODUCT_LABEL, GROUP, VERSION, LabelSelector
+from finops_operator.api.finopspolicy import FinOpsPolicy, FinOpsPolicyStatus
 from finops_operator.handlers.execution import read_status, reconcile_in_thread
 from finops_operator.handlers.prediction import ForecasterCache, predict
 from finops_operator.handlers.status import RecentWrites, write_status
 from finops_operator.kube import KubeClient
 from finops_operator.planners.bounds import POLICY_LABEL, HpaFacts
 from finops_operator.planners.budget import WorkloadFacts, restore
-from finops_operator.planners.caps import PodTemplateFacts, admit_deployment
+from finops_operator.planners.caps import PodTemplateFacts, admit_deployment, gpus_in_pod_spec
 from finops_operator.planners.labelselectors import selector_matches
 from finops_operator.planners.ledger import LEDGER_FINALIZER, PodFacts
 from finops_operator.planners.policy import (
@@ -32,7 +32,6 @@ from finops_operator.planners.policy import (
     PlannedEvent,
     PolicyObservation,
     PolicyPlan,
-    gpus_in_pod_spec,
     parse_spec,
     plan_policy,
 )
@@ -41,9 +40,8 @@ from finops_operator.settings import Settings
 from finops_operator.telemetry import prometheus
 from finops_operator.telemetry.alerts import Alert, post_alerts
 
-GROUP, VERSION, PLURAL = "finops.dev", "v1alpha1", "finopspolicies"
+PLURAL = FinOpsPolicy.meta.plural
 KIND = "FinOpsPolicy"
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 
 
 def _time(value: str | None) -> datetime | None:
@@ -144,7 +142,7 @@ def _register_indexes(registry: kopf.OperatorRegistry) -> None:
         uid: str,
         **_: Any,
     ) -> dict[str, DeploymentFacts]:
-        pod_spec = (spec.get("template") or {}).get("spec") or {}
+        template = PodTemplateFacts.from_template(spec.get("template") or {})
         try:
             selector = LabelSelector.model_validate(dict(spec.get("selector") or {}))
         except ValidationError:
@@ -159,9 +157,9 @@ def _register_indexes(registry: kopf.OperatorRegistry) -> None:
                 annotations=dict(annotations),
                 replicas=int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1),
                 ready_replicas=int(status.get("readyReplicas", 0) or 0),
-                gpus_per_pod=gpus_in_pod_spec(pod_spec),
+                gpus_per_pod=template.gpus,
                 pod_selector=selector,
-                template=PodTemplateFacts.from_template(spec.get("template") or {}),
+                template=template,
             )
         }
 

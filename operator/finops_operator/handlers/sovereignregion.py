@@ -30,9 +30,10 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from finops_operator import metrics
-from finops_operator.api.common import EnforcementMode
+from finops_operator.api.common import GPU_PRODUCT_LABEL, GPU_RESOURCE, GROUP, VERSION, EnforcementMode
 from finops_operator.api.sovereignregion import (
     REGION_LABEL,
+    SovereignRegion,
     SovereignRegionSpec,
     SovereignRegionStatus,
     SovereigntyViolation,
@@ -42,8 +43,6 @@ from finops_operator.handlers.status import RecentWrites, write_status
 from finops_operator.kube import FIELD_MANAGER, KubeClient
 from finops_operator.planners import vap
 from finops_operator.planners.sovereignty import (
-    GPU_PRODUCT_LABEL,
-    GPU_RESOURCE,
     LEGACY_REGION_LABEL,
     AuditResult,
     Finding,
@@ -66,7 +65,7 @@ from finops_operator.planners.sovereignty import (
 )
 from finops_operator.settings import Settings
 
-GROUP, VERSION, PLURAL = "finops.dev", "v1alpha1", "sovereignregions"
+PLURAL = SovereignRegion.meta.plural
 KIND = "SovereignRegion"
 MAX_EVICTIONS_PER_AUDIT = 5
 """Evictions per region per audit: a wrong node selector must not drain a namespace in one tick."""

@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from finops_operator.api.common import EnforcementMode
+from finops_operator.api.common import GPU_RESOURCE, EnforcementMode
 from finops_operator.api.finopspolicy import FinOpsPolicySpec, Violation
 from finops_operator.planners.labelselectors import selector_matches
 
-GPU_RESOURCE = "nvidia.com/gpu"
 QUANTIZATION_LABEL = "finops.dev/model-quantization"
 UNQUANTIZED = frozenset({"", "none", "fp32", "fp16", "bf16", "float32", "float16", "bfloat16"})
 _BINARY = ("Ki", "Mi", "Gi", "Ti", "Pi", "Ei")
@@ -40,6 +39,12 @@ def parse_quantity(value: object) -> Decimal:
         return Decimal(text)
     except InvalidOperation:
         raise ValueError(f"not a Kubernetes quantity: {value!r}") from None
+
+
+def gpus_in_pod_spec(pod_spec: Mapping[str, Any]) -> int:
+    """GPUs one pod asks for (limits, else requests; init containers as Kubernetes counts them)."""
+    containers = list(pod_spec.get("containers") or [])
+    return int(_pod_total(containers, list(pod_spec.get("initContainers") or []), GPU_RESOURCE))
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,6 @@ from finops_operator.planners.predictive import (
 )
 from finops_operator.planners.window import InvalidTimeZoneError, window_bounds
 
-GPU_RESOURCE = "nvidia.com/gpu"
 MAX_LISTED_WORKLOADS = 500
 MAX_LISTED_VIOLATIONS = 100
 
@@ -144,25 +143,6 @@ class PolicyPlan:
 def parse_spec(raw: Mapping[str, Any]) -> FinOpsPolicySpec:
     """Validate a spec as stored; the API server's schema already rejected most bad input."""
     return FinOpsPolicySpec.model_validate(dict(raw))
-
-
-def gpus_in_pod_spec(pod_spec: Mapping[str, Any]) -> int:
-    """GPUs a pod asks for: per container the limit (else the request), summed; init containers
-    run before the others, so the pod needs the larger of their maximum and that sum."""
-
-    def gpus(container: Mapping[str, Any]) -> int:
-        resources = container.get("resources") or {}
-        value = (resources.get("limits") or {}).get(GPU_RESOURCE) or (resources.get("requests") or {}).get(
-            GPU_RESOURCE
-        )
-        try:
-            return int(str(value)) if value is not None else 0
-        except ValueError:
-            return 0
-
-    regular = sum(gpus(c) for c in pod_spec.get("containers") or [])
-    init = max((gpus(c) for c in pod_spec.get("initContainers") or []), default=0)
-    return max(regular, init)
 
 
 def ledger_from_status(status: FinOpsPolicyStatus) -> Ledger | None:

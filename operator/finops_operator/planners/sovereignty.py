@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from finops_operator.api.common import ConditionStatus, EnforcementMode, LabelSelector
+from finops_operator.api.common import (
+    GPU_PRODUCT_LABEL,
+    GPU_RESOURCE,
+    ConditionStatus,
+    EnforcementMode,
+    LabelSelector,
+)
 from finops_operator.api.conditions import ConditionType, ConditionUpdate, Reason, apply_conditions
 from finops_operator.api.sovereignregion import (
     REGION_LABEL,
@@ -25,8 +31,6 @@ from finops_operator.api.sovereignregion import (
 )
 from finops_operator.planners.labelselectors import selector_matches
 
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-GPU_RESOURCE = "nvidia.com/gpu"
 LEGACY_REGION_LABEL = "failure-domain.beta.kubernetes.io/region"
 ZONE_LABEL = "topology.kubernetes.io/zone"
 LEGACY_ZONE_LABEL = "failure-domain.beta.kubernetes.io/zone"

@@ -18,10 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from finops_operator.api.common import EnforcementMode, LabelSelector
+from finops_operator.api.common import GPU_PRODUCT_LABEL, EnforcementMode, LabelSelector
 from finops_operator.api.sovereignregion import SovereignRegionSpec
 from finops_operator.planners.sovereignty import (
-    GPU_PRODUCT_LABEL,
     NodeFacts,
     Rule,
     effective_node_selector,

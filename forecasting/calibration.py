@@ -1,30 +1,34 @@
 """Online calibration of the predictive margin to a stated service level (pure, no clock reads).
 
 The user states a service level: the largest share of intervals whose demand may exceed the ready
-capacity (``target``, e.g. 0.005). The policy sizes capacity on ``plan + margin``, where ``plan`` is the
-forecaster's demand over the lead time, and this module moves ``margin`` after every observed interval:
+capacity (``target``, e.g. 0.005). The policy sizes capacity on ``plan + margin * unit``, where ``plan``
+is the forecaster's demand over the lead time and ``unit`` its own predicted error size for that plan
+(e.g. the width of its 80 % interval; 1.0 for a margin in demand units). Scores are normalised by
+``unit`` (standard for conformal methods) so one margin fits a quiet night and a busy peak alike:
+how errors grow with the level is the forecaster's residual model, chosen on past data. After every
+observed interval this module moves ``margin``:
 
     margin += step * (miss - target),      step = scale / lead
 
 This is online quantile tracking (the "P" term of conformal PID control, Angelopoulos, Candes and
-Tibshirani 2023) on the score "demand above the plan". Its long-run guarantee needs no model of the
-residuals: if the margin stays bounded, the share of misses converges to ``target`` (each miss pushes the
-margin up by ``step * (1 - target)``, each covered interval pulls it down by ``step * target``, so the two
-balance exactly when misses occur at rate ``target``).
+Tibshirani 2023) on the score "demand above the plan, in units". Its long-run guarantee needs no model
+of the residuals: if the margin stays bounded, the share of misses converges to ``target`` (each miss
+pushes the margin up by ``step * (1 - target)``, each covered interval pulls it down by
+``step * target``, and the two balance exactly when misses occur at rate ``target``).
 
 Why not adaptive conformal inference (ACI, Gibbs and Candes 2021), which tracks the quantile *level* of
 the score distribution instead: at a 0.5 % target one miss moves the level by ``gamma``, and in the
 extreme tail a small change of level jumps to the largest score of the window (measured on the project's
-traces: one miss sent the margin to the week's worst burst). Tracking the margin in demand units moves it
-by a bounded, scale-aware amount instead, and its recovery is linear and predictable: after one miss the
-margin returns to where it was after ``1 / target`` covered intervals.
+traces: one miss sent the margin to the week's worst burst). Tracking the margin itself moves it by a
+bounded, scale-aware amount, and its recovery is linear and predictable: after one miss the margin is
+back where it was after ``1 / target`` covered intervals.
 
-The step has no tuned constant. ``scale`` is the typical size of the forecast error (an exponentially
-weighted mean of ``|demand - plan|`` with a one-day half-life, a unit, not a fit), so one miss raises the
+The step has no tuned constant. ``scale`` is the typical size of the score (an exponentially weighted
+mean of ``|demand - plan| / unit`` with a one-day half-life: a unit, not a fit), so one miss raises the
 margin by about one typical error. Dividing by ``lead`` (decision steps until new capacity serves) is the
 stability rule of integral control with dead time: a margin change only shows in outcomes ``lead`` steps
-later, and one missed burst costs up to ``lead`` consecutive misses before more capacity can arrive, which
-should count as one event, not ``lead`` of them.
+later, and one missed burst costs up to ``lead`` consecutive misses before more capacity can arrive,
+which should count as one event, not ``lead`` of them.
 
 A miss is the real outcome when the caller knows it (``capacity``: the demand the ready replicas served);
 otherwise (e.g. while the policy has fallen back to the reactive autoscaler) it is whether
@@ -83,14 +87,18 @@ class CalibrationState:
 
     @classmethod
     def start(cls, *, target: float, lead: int, margin: float, scale: float, now: float) -> CalibrationState:
-        """A fresh state seeded from the forecaster's own view (e.g. its (1 - target) quantile minus the
-        mean at the lead time as ``margin``, its typical absolute error as ``scale``)."""
+        """A fresh state seeded from the forecaster's own view, in units: e.g. its (1 - target) quantile
+        above the mean at the lead time as ``margin``, its typical absolute error as ``scale``."""
         return cls(target=target, lead=lead, margin=margin, scale=max(scale, 0.0), updated_at=now)
 
     @property
     def step(self) -> float:
-        """How far one miss raises the margin (divided by (1 - target)), in demand units."""
+        """How far one miss raises the margin (divided by (1 - target)), in units."""
         return self.scale / self.lead
+
+    def headroom(self, unit: float = 1.0) -> float:
+        """Demand to provision above the plan: the margin times the forecaster's current error size."""
+        return self.margin * unit
 
     def miss_rate(self, now: float) -> float | None:
         """Share of the last day's observed intervals that were missed; None before any observation."""
@@ -143,20 +151,25 @@ def observe(
     plan: float,
     now: float,
     capacity: float | None = None,
+    unit: float = 1.0,
 ) -> CalibrationState:
     """Account for one finished interval and return the updated state (pure).
 
     ``observed`` is the interval's demand, ``plan`` the forecast demand the capacity serving it was sized
-    on (before the margin), ``capacity`` the demand the ready replicas could serve, if known. Missing
-    data (NaN) teaches nothing and returns the state unchanged, and so does a time not after the last
-    update: calling twice for the same interval (a retried reconcile) counts it once.
+    on (before the margin), ``unit`` the forecaster's error size for that plan (the one the margin was
+    applied with), ``capacity`` the demand the ready replicas could serve, if known. Missing data (NaN,
+    or a non-positive unit) teaches nothing and returns the state unchanged, and so does a time not
+    after the last update: calling twice for the same interval (a retried reconcile) counts it once.
     """
-    if not (math.isfinite(observed) and math.isfinite(plan)) or now <= state.updated_at:
+    usable = math.isfinite(observed) and math.isfinite(plan) and math.isfinite(unit) and unit > 0.0
+    if not usable or now <= state.updated_at:
         return state
-    covered = capacity if capacity is not None and math.isfinite(capacity) else plan + state.margin
+    covered = state.headroom(unit) + plan
+    if capacity is not None and math.isfinite(capacity):
+        covered = capacity
     missed = observed > covered * (1.0 + 1e-9) + 1e-12
     weight = 1.0 - 0.5 ** ((now - state.updated_at) / SCALE_HALF_LIFE_SECONDS)
-    scale = state.scale + weight * (abs(observed - plan) - state.scale)
+    scale = state.scale + weight * (abs(observed - plan) / unit - state.scale)
     step = scale / state.lead
     limit = MARGIN_LIMIT_SCALES * scale
     margin = state.margin + step * ((1.0 if missed else 0.0) - state.target)

@@ -9,6 +9,7 @@ import pytest
 from forecasting import ForecastConfig
 from forecasting.calibration import CalibrationState
 from forecasting.fallback import FallbackReason
+from forecasting.plotting import plot_replay
 from forecasting.replay import ReplaySettings, run_comparison, summarize, walk_forward_forecasts
 from forecasting.simulate import (
     CapacityModel,
@@ -225,6 +226,8 @@ def test_run_comparison_on_a_small_trace(tmp_path: Path) -> None:
     assert len(report.accuracy) == settings.accuracy_horizon
     summary = summarize([report, report])
     assert "geometric mean over 2 trace(s)" in summary
+    plot = plot_replay(report, tmp_path / "replay.png")  # here, to reuse the replay (seconds of CPU)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_fine_grid_repeats_each_interval_for_the_hpa(tmp_path: Path) -> None:

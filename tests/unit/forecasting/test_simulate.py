@@ -199,15 +199,15 @@ def test_walk_forward_without_a_model_leaves_rows_empty() -> None:
     assert set(table.models) == {"failed"}
 
 
+def write_trace(series: pd.Series, path: Path) -> Path:
+    """The traces' CSV format: seconds since the start, value."""
+    seconds = (series.index - series.index[0]).total_seconds().astype(int)
+    pd.DataFrame({"timestamp": seconds, "value": series.to_numpy()}).to_csv(path, index=False)
+    return path
+
+
 def test_run_comparison_on_a_small_trace(tmp_path: Path) -> None:
-    series = synthetic_demand(10, pd.Timedelta(hours=1), seed=5, noise=0.1)
-    trace = tmp_path / "tiny.csv"
-    pd.DataFrame(
-        {
-            "timestamp": (series.index - series.index[0]).total_seconds().astype(int),
-            "value": series.to_numpy(),
-        }
-    ).to_csv(trace, index=False)
+    trace = write_trace(synthetic_demand(10, pd.Timedelta(hours=1), seed=5, noise=0.1), tmp_path / "tiny.csv")
     settings = ReplaySettings(
         decision_interval=pd.Timedelta(hours=1),
         history=pd.Timedelta(days=4),
@@ -231,14 +231,7 @@ def test_run_comparison_on_a_small_trace(tmp_path: Path) -> None:
 
 
 def test_the_fine_grid_repeats_each_interval_for_the_hpa(tmp_path: Path) -> None:
-    series = synthetic_demand(8, pd.Timedelta(hours=1), seed=6, noise=0.1)
-    trace = tmp_path / "fine.csv"
-    pd.DataFrame(
-        {
-            "timestamp": (series.index - series.index[0]).total_seconds().astype(int),
-            "value": series.to_numpy(),
-        }
-    ).to_csv(trace, index=False)
+    trace = write_trace(synthetic_demand(8, pd.Timedelta(hours=1), seed=6, noise=0.1), tmp_path / "fine.csv")
     settings = ReplaySettings(
         decision_interval=pd.Timedelta(hours=1),
         startup_delay=pd.Timedelta(hours=2),

@@ -1,6 +1,6 @@
 """Demand forecasting and autoscaling replay for the FinOps operator (pure Python, no Kubernetes)."""
 
-from forecasting.calibration import CalibrationState, CalibrationStateError, observe
+from forecasting.calibration import CalibrationState, CalibrationStateError, observe, seeded
 from forecasting.errors import ForecastError, InsufficientHistoryError, NotFittedError
 from forecasting.fallback import Fallback, FallbackReason, assess, choose_replicas
 from forecasting.forecaster import BacktestScore, Forecast, ForecastConfig, Forecaster, forecast_series
@@ -24,4 +24,5 @@ __all__ = [
     "load_trace",
     "observe",
     "regularize",
+    "seeded",
 ]

@@ -53,6 +53,9 @@ SCALE_HALF_LIFE_SECONDS = 86400.0
 # The margin never goes beyond this many error scales either way: a guard against wind-up after an
 # outage, far outside anything a working forecast needs (a 0.5 % tail is ~3 scales for normal errors).
 MARGIN_LIMIT_SCALES = 50.0
+# Mean absolute error of a normal law per width of its central 80 % interval (0.798 sigma / 2.563
+# sigma): the seed scale when the forecaster's interval width is the unit.
+NORMAL_MAE_PER_80_WIDTH = 0.7979 / 2.5631
 STATE_VERSION = 1
 
 
@@ -142,6 +145,22 @@ class CalibrationState:
             if isinstance(error, CalibrationStateError):
                 raise
             raise CalibrationStateError(f"malformed calibration state: {error!r}") from None
+
+
+def seeded(
+    *, target: float, lead: int, mean: float, tail: float, unit: float, now: float
+) -> CalibrationState:
+    """A fresh state from one forecast at the lead time: ``tail`` is its (1 - target) quantile, ``unit``
+    the width of its 80 % interval (q0.9 - q0.1). The margin starts at the forecaster's own view of the
+    tail; anything not finite (no forecast yet, a zero-width interval) starts at zero."""
+    margin = (tail - mean) / unit if unit > 0.0 else 0.0
+    return CalibrationState.start(
+        target=target,
+        lead=lead,
+        margin=margin if math.isfinite(margin) else 0.0,
+        scale=NORMAL_MAE_PER_80_WIDTH,
+        now=now,
+    )
 
 
 def observe(

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from forecasting.calibration import CalibrationState
+from forecasting.calibration import seeded
 from forecasting.errors import ForecastError
 from forecasting.forecaster import DAY, ForecastConfig, Forecaster
 from forecasting.models import FloatArray
@@ -366,11 +366,6 @@ def run_comparison(trace_path: str | Path, settings: ReplaySettings | None = Non
         target, chosen = _tune_hpa(settings.hpa_targets, validation, level)
         if target not in test_cache:
             test_cache[target] = run_hpa(target, middle, end)
-        # Seed from the forecaster's own first forecast, in units of its 80 % interval width: its
-        # (1 - level) quantile above the mean, and the mean absolute error of a normal law (0.80 sigma
-        # for a 2.56 sigma wide interval). The tracker takes over from the first observed interval.
-        tail = table.quantiles[round(1.0 - level, 6)][0, lead - 1] - table.mean[0, lead - 1]
-        seed = float(tail / units[0]) if units[0] > 0 else 0.0
         policy = PredictivePolicy(
             plans=plans,
             units=units,
@@ -378,11 +373,12 @@ def run_comparison(trace_path: str | Path, settings: ReplaySettings | None = Non
             capacity=capacity,
             substeps=substeps,
             startup_decisions=coarse.startup_steps,
-            calibration=CalibrationState.start(
+            calibration=seeded(  # from the forecaster's own first forecast at the lead time
                 target=level,
                 lead=lead,
-                margin=seed if math.isfinite(seed) else 0.0,
-                scale=0.7979 / 2.5631,
+                mean=float(table.mean[0, lead - 1]),
+                tail=float(table.quantiles[round(1.0 - level, 6)][0, lead - 1]),
+                unit=float(units[0]),
                 now=first * coarse.step_seconds,
             ),
             hpa=HpaPolicy(HpaSettings(target_utilization=target), capacity),

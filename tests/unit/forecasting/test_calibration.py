@@ -13,6 +13,7 @@ from forecasting.calibration import (
     CalibrationState,
     CalibrationStateError,
     observe,
+    seeded,
 )
 
 T0 = 1_700_000_000.0  # pinned clock: 2023-11-14T22:13:20Z
@@ -135,3 +136,20 @@ def test_the_margin_cannot_wind_up_without_bound() -> None:
     state = replace(fresh(margin=0.0, scale=1.0), target=0.5)
     after = feed(state, [1e6] * 2000, plan=100.0)
     assert after.margin <= 50.0 * after.scale
+
+
+@pytest.mark.parametrize(
+    ("mean", "tail", "unit", "margin"),
+    [
+        (100.0, 130.0, 20.0, 1.5),
+        (100.0, 130.0, 0.0, 0.0),
+        (math.nan, 130.0, 20.0, 0.0),
+        (100.0, 90.0, 20.0, -0.5),
+    ],
+    ids=["from-the-tail", "zero-width", "no-forecast", "tail-below-mean"],
+)
+def test_seeded_from_one_forecast(mean: float, tail: float, unit: float, margin: float) -> None:
+    state = seeded(target=0.005, lead=2, mean=mean, tail=tail, unit=unit, now=T0)
+    assert state.margin == pytest.approx(margin)
+    assert state.updated_at == T0
+    assert state.hours == ()

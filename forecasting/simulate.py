@@ -121,10 +121,10 @@ class PredictivePolicy:
     def decide(self, k: int, observed: FloatArray, ready: int, current: int) -> int:
         hpa = self.hpa.decide(k, observed, ready, current)
         last = float(observed[-1]) if len(observed) else math.nan
-        if k % self.substeps == 0:
+        boundary = k % self.substeps == 0
+        if boundary:
             m = k // self.substeps
             self._account(m - 1, last, self._min_ready, now=k * self.capacity.step_seconds)
-            self._min_ready = ready
             plan, unit = float(self.plans[m - self.first]), float(self.units[m - self.first])
             self._fallback = assess(
                 now=k * self.capacity.step_seconds,
@@ -139,12 +139,15 @@ class PredictivePolicy:
             self._floor = self.capacity.replicas_for(plan + headroom) if usable else None
             self.reasons.append(self._fallback.reason if self._fallback else None)
             self.margins.append(headroom)
-        else:
-            self._min_ready = min(self._min_ready, ready)
         need = self.capacity.replicas_for(last) if math.isfinite(last) else 0
-        return choose_replicas(
+        desired = choose_replicas(
             forecast=self._floor, reactive_need=need, hpa=hpa, current=current, fallback=self._fallback
         )
+        # What serves this step: a scale-down takes effect at once (pending pods go first), new pods
+        # only after the start-up. The calibration must see the misses its own scale-downs cause.
+        serving = min(ready, desired)
+        self._min_ready = serving if boundary else min(self._min_ready, serving)
+        return desired
 
     def _account(self, interval: int, observed: float, min_ready: int, *, now: float) -> None:
         """Feed the finished interval to the calibration: real misses while the forecast was in charge,

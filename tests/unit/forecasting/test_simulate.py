@@ -245,3 +245,14 @@ def test_the_fine_grid_repeats_each_interval_for_the_hpa(tmp_path: Path) -> None
     assert report.substeps == 4
     assert report.capacity.startup_steps == 8
     assert len(report.test_demand) == len(report.test_timestamps) == 4 * 48
+
+
+def test_a_forecast_that_keeps_missing_hands_control_to_the_hpa() -> None:
+    demand = np.array([10.0, 50.0] * 20)  # the reactive floor, one interval late, misses every burst
+    policy = predictive([10.0] * 40)  # and the plan never sees them coming
+    run = simulate(demand, policy, CAP, 1, 40, initial_replicas=1)
+    lost = policy.reasons.index(FallbackReason.COVERAGE_LOST)
+    assert 2 <= lost <= 10  # a few misses at a 1 % target are already implausible
+    assert set(policy.reasons[lost:]) == {FallbackReason.COVERAGE_LOST}
+    # The HPA's own answers (50 % target, no stabilisation window here): 10 after a burst, 2 after a lull.
+    assert set(run.replicas.tolist()[lost + 1 :]) == {2, 10}

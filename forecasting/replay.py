@@ -403,7 +403,7 @@ def run_comparison(trace_path: str | Path, settings: ReplaySettings | None = Non
                     (middle - first) * substeps, fine[middle * substeps : end * substeps], capacity
                 ),
                 fallbacks=policy.fallback_counts(middle - first),
-                final_margin=policy.margins[-1],
+                final_margin=policy.headrooms[-1],
                 final_day_miss_rate=policy.calibration.miss_rate(end * coarse.step_seconds),
             )
         )

@@ -113,7 +113,7 @@ class PredictivePolicy:
     hpa: HpaPolicy
     min_history_seconds: float
     reasons: list[FallbackReason | None] = field(default_factory=list)
-    margins: list[float] = field(default_factory=list)
+    headrooms: list[float] = field(default_factory=list)
     _floor: int | None = None
     _fallback: Fallback | None = None
     _min_ready: int = 0
@@ -138,7 +138,7 @@ class PredictivePolicy:
             usable = math.isfinite(plan + headroom)
             self._floor = self.capacity.replicas_for(plan + headroom) if usable else None
             self.reasons.append(self._fallback.reason if self._fallback else None)
-            self.margins.append(headroom)
+            self.headrooms.append(headroom)
         need = self.capacity.replicas_for(last) if math.isfinite(last) else 0
         desired = choose_replicas(
             forecast=self._floor, reactive_need=need, hpa=hpa, current=current, fallback=self._fallback

@@ -167,7 +167,7 @@ def test_a_miss_raises_the_policys_margin() -> None:
     demand = np.array([10.0, 10.0, 10.0, 60.0, 10.0, 10.0])
     policy = predictive([10.0] * 6)
     simulate(demand, policy, CAP, 1, 6, initial_replicas=1)
-    assert policy.margins[-1] > policy.margins[0]
+    assert policy.headrooms[-1] > policy.headrooms[0]
 
 
 def test_walk_forward_forecasts_ignore_later_data() -> None:

@@ -237,7 +237,8 @@ class ComparisonReport:
             )
             rate = level.final_day_miss_rate
             lines.append(
-                f"  {'':>6} decisions in charge: {shares}; final margin "
+                f"  {'':>6} hpa on validation: under {level.hpa_validation.under_intervals:.2%}; "
+                f"predictive decisions in charge: {shares}; final margin "
                 f"{level.final_margin / cap.capacity_per_replica:+.2f} replicas, last-day miss rate "
                 f"{'n/a' if rate is None else f'{rate:.2%}'}"
             )

@@ -153,3 +153,12 @@ def test_seeded_from_one_forecast(mean: float, tail: float, unit: float, margin:
     assert state.margin == pytest.approx(margin)
     assert state.updated_at == T0
     assert state.hours == ()
+
+
+def test_a_restart_through_the_status_loses_nothing() -> None:
+    demands = [100.0 + (80.0 if i % 29 == 0 else 0.0) for i in range(600)]
+    straight = feed(fresh(), demands)
+    halfway = feed(fresh(), demands[:300])
+    restored = CalibrationState.from_dict(json.loads(json.dumps(halfway.to_dict())))
+    resumed = feed(restored, demands[300:], start=T0 + 300 * STEP)
+    assert resumed == straight

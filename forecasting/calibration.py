@@ -18,10 +18,10 @@ pushes the margin up by ``step * (1 - target)``, each covered interval pulls it 
 
 Why not adaptive conformal inference (ACI, Gibbs and Candes 2021), which tracks the quantile *level* of
 the score distribution instead: at a 0.5 % target one miss moves the level by ``gamma``, and in the
-extreme tail a small change of level jumps to the largest score of the window (measured on the project's
-traces: one miss sent the margin to the week's worst burst). Tracking the margin itself moves it by a
-bounded, scale-aware amount, and its recovery is linear and predictable: after one miss the margin is
-back where it was after ``1 / target`` covered intervals.
+extreme tail a small change of level jumps to the largest score of the window (issue 9 measured, on
+the project's traces, one miss sending the margin to the week's worst burst). Tracking the margin
+moves it by a bounded, scale-aware amount, and its recovery is linear and predictable: after one miss
+the margin is back where it was after ``1 / target`` covered intervals.
 
 The step has no tuned constant. ``scale`` is the typical size of the score (an exponentially weighted
 mean of ``|demand - plan| / unit`` with a one-day half-life: a unit, not a fit), so one miss raises the

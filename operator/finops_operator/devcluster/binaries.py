@@ -30,7 +30,7 @@ ALL_BINARIES = ("etcd", *KUBERNETES_BINARIES, "kwok")
 Progress = Callable[[str], None]
 
 
-def _stderr(message: str) -> None:
+def stderr_progress(message: str) -> None:
     print(f"[finops dev] {message}", file=sys.stderr, flush=True)
 
 
@@ -112,7 +112,7 @@ def locate(name: str, env: Mapping[str, str] | None = None) -> Path | None:
     return None
 
 
-def _run(cmd: list[str], cwd: Path, env: Mapping[str, str], progress: Progress) -> str:
+def run_command(cmd: list[str], cwd: Path, env: Mapping[str, str], progress: Progress) -> str:
     progress("$ " + " ".join(cmd))
     proc = subprocess.run(cmd, cwd=cwd, env=dict(env), capture_output=True, text=True)
     if proc.returncode != 0:
@@ -120,7 +120,7 @@ def _run(cmd: list[str], cwd: Path, env: Mapping[str, str], progress: Progress) 
     return proc.stdout
 
 
-def _go_env() -> dict[str, str]:
+def go_env() -> dict[str, str]:
     if not shutil.which("go"):
         raise BuildError(
             "Go is not installed, and no control-plane binaries were found. Install Go (1.23+), or point "
@@ -147,12 +147,12 @@ def _staging_replaces(kubernetes_gomod: str, version: str) -> list[tuple[str, st
 
 
 def _build_kubernetes(names: list[str], progress: Progress) -> None:
-    env = _go_env()
+    env = go_env()
     out_dir = _cached_path("kube-apiserver").parent
     with tempfile.TemporaryDirectory(prefix="finops-k8s-build-") as scratch:
         work = Path(scratch)
         info = json.loads(
-            _run(
+            run_command(
                 ["go", "mod", "download", "-json", f"k8s.io/kubernetes@{KUBERNETES_VERSION}"],
                 work,
                 env,
@@ -175,7 +175,7 @@ def _build_kubernetes(names: list[str], progress: Progress) -> None:
             + ")\n"
         )
         progress(f"resolving k8s.io/kubernetes {KUBERNETES_VERSION} with {len(replaces)} staging modules")
-        _run(["go", "mod", "tidy", "-e"], work, env, progress)
+        run_command(["go", "mod", "tidy", "-e"], work, env, progress)
         major, minor = KUBERNETES_VERSION[1:].split(".")[:2]
         ldflags = " ".join(
             f"-X {pkg}.{key}={value}"
@@ -194,7 +194,7 @@ def _build_kubernetes(names: list[str], progress: Progress) -> None:
             target = out_dir / name
             progress(f"building {name} {KUBERNETES_VERSION} (several minutes on 2 cores)")
             partial = out_dir / f".{name}.partial"
-            _run(
+            run_command(
                 [
                     "go",
                     "build",
@@ -213,7 +213,7 @@ def _build_kubernetes(names: list[str], progress: Progress) -> None:
 
 
 def _build_etcd(progress: Progress) -> None:
-    env = _go_env()
+    env = go_env()
     target = _cached_path("etcd")
     with tempfile.TemporaryDirectory(prefix="finops-etcd-build-") as scratch:
         work = Path(scratch)
@@ -223,12 +223,12 @@ def _build_etcd(progress: Progress) -> None:
         (work / "tools.go").write_text(
             '//go:build tools\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n'
         )
-        _run(["go", "mod", "tidy", "-e"], work, env, progress)
+        run_command(["go", "mod", "tidy", "-e"], work, env, progress)
         target.parent.mkdir(parents=True, exist_ok=True)
         progress(f"building etcd {ETCD_VERSION}")
         partial = target.parent / ".etcd.partial"
         ldflags = f"-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA={ETCD_VERSION}"
-        _run(
+        run_command(
             [
                 "go",
                 "build",
@@ -247,13 +247,13 @@ def _build_etcd(progress: Progress) -> None:
 
 
 def _build_kwok(progress: Progress) -> None:
-    env = _go_env()
+    env = go_env()
     target = _cached_path("kwok")
     target.parent.mkdir(parents=True, exist_ok=True)
     progress(f"building kwok {KWOK_VERSION}")
     env["GOBIN"] = str(target.parent)
     env.pop("GOFLAGS", None)
-    _run(
+    run_command(
         ["go", "install", "-trimpath", "-ldflags", "-s -w", f"sigs.k8s.io/kwok/cmd/kwok@{KWOK_VERSION}"],
         target.parent,
         env,
@@ -261,7 +261,7 @@ def _build_kwok(progress: Progress) -> None:
     )
 
 
-def ensure_binaries(progress: Progress = _stderr, env: Mapping[str, str] | None = None) -> Binaries:
+def ensure_binaries(progress: Progress = stderr_progress, env: Mapping[str, str] | None = None) -> Binaries:
     """Return every binary, building the missing ones from source (cached by version)."""
     env = os.environ if env is None else env
     found = {name: locate(name, env) for name in ALL_BINARIES}

@@ -10,7 +10,7 @@ CLUSTER_DIR ?= $(HOME)/.local/state/finops-operator/clusters/finops-dev
 KUBECONFIG_DEMO := $(CLUSTER_DIR)/kubeconfig
 PYTEST_ARGS ?=
 
-.PHONY: help setup test unit integration lint verify crds bench demo demo-down cluster-up cluster-down clean
+.PHONY: help setup test-deps test unit integration lint verify crds bench demo demo-down cluster-up cluster-down clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
@@ -23,13 +23,31 @@ $(BIN)/finops: pyproject.toml
 
 setup: $(BIN)/finops ## Create .venv with the operator and its dev tools
 
-test: setup ## Run every test: unit, then integration on a real control plane (built on first use)
+# The metric tests run a real Prometheus: without it they would only be skipped, and a skip is not a
+# pass. FINOPS_SKIP_PROMETHEUS_TESTS=1 skips them on purpose (and says so, loudly).
+test-deps: ## Make sure Debian's prometheus and promtool are there (installs them as root with apt)
+	@if [ -n "$$FINOPS_SKIP_PROMETHEUS_TESTS" ]; then \
+		echo "!!! FINOPS_SKIP_PROMETHEUS_TESTS is set: the metric tests will be SKIPPED, not passed !!!" >&2; \
+	elif ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing Debian's prometheus (the metric tests start their own server on 127.0.0.1)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+		fi; \
+		if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then \
+			echo "The metric tests need Debian's prometheus and promtool. Install them with:" >&2; \
+			echo "    sudo apt-get install prometheus" >&2; \
+			echo "(or set FINOPS_SKIP_PROMETHEUS_TESTS=1 to skip those tests knowingly)" >&2; \
+			exit 1; \
+		fi; \
+	fi
+
+test: setup test-deps ## Run every test: unit, then integration on a real control plane (built on first use)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 unit: setup ## Unit tests only (no cluster)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-integration: setup ## Integration tests only (real control plane)
+integration: setup test-deps ## Integration tests only (real control plane)
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
 lint: setup ## ruff, mypy --strict, import-linter layering contracts

@@ -6,6 +6,7 @@ and not while the node is still away.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -40,6 +41,12 @@ def pod_ready(kube: Kube, name: str) -> bool:
     return ready(kube.get_json("pod", "-n", NAMESPACE, name)["status"].get("conditions"))
 
 
+def ready_since(kube: Kube, node: str) -> datetime:
+    """When the node's Ready condition last changed."""
+    found = [c for c in kube.get_json("node", node)["status"]["conditions"] if c["type"] == "Ready"]
+    return datetime.fromisoformat(found[0]["lastTransitionTime"])
+
+
 def uid(kube: Kube, name: str) -> str:
     return str(kube.get_json("pod", "-n", NAMESPACE, name)["metadata"]["uid"])
 
@@ -66,8 +73,11 @@ def test_pod_is_ready_again_when_its_node_returns_and_not_while_it_is_away(kube:
             eventually(lambda name=name: not pod_ready(kube, name), timeout=30, what=f"{name} not Ready")
             assert conditions(kube, name)["ContainersReady"] == "True"
 
-        # One site comes back: its pod, the same one, is Ready again; the other one's is not.
+        # One site comes back: its pod, the same one, is Ready again; the other one's is not. The node
+        # is Ready since it came back, not since it was created.
+        went_away = ready_since(kube, returning)
         bring_online(kube, returning)
+        assert ready_since(kube, returning) > went_away
         eventually(lambda: pod_ready(kube, "back"), timeout=30, what="pod Ready after its node returned")
         assert conditions(kube, "back") == {
             "Initialized": "True",

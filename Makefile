@@ -8,9 +8,14 @@ BIN := $(VENV)/bin
 DEMO_DIR := .demo
 CLUSTER_DIR ?= $(HOME)/.local/state/finops-operator/clusters/finops-dev
 KUBECONFIG_DEMO := $(CLUSTER_DIR)/kubeconfig
+DEMO_WEBHOOK_PORT ?= 9443
+DEMO_KUBECTL := KUBECONFIG=$(KUBECONFIG_DEMO) kubectl
+# What `make demo` shows admission doing, as kubectl arguments (dry runs: nothing is created).
+TRY_REJECTED := apply --dry-run=server -f samples/admission/over-cpu-cap.yaml
+TRY_INJECTED := create --dry-run=server -f samples/admission/region-injected.yaml -o jsonpath='{.spec.template.spec.affinity}'
 PYTEST_ARGS ?=
 
-.PHONY: help setup test unit integration lint verify crds bench demo demo-down cluster-up cluster-down clean
+.PHONY: help setup test-deps test unit integration lint verify crds bench demo demo-down cluster-up cluster-down clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-14s %s\n", $$1, $$2}'
@@ -23,13 +28,31 @@ $(BIN)/finops: pyproject.toml
 
 setup: $(BIN)/finops ## Create .venv with the operator and its dev tools
 
-test: setup ## Run every test: unit, then integration on a real control plane (built on first use)
+# The metric tests run a real Prometheus: without it they would only be skipped, and a skip is not a
+# pass. FINOPS_SKIP_PROMETHEUS_TESTS=1 skips them on purpose (and says so, loudly).
+test-deps: ## Make sure Debian's prometheus and promtool are there (installs them as root with apt)
+	@if [ -n "$$FINOPS_SKIP_PROMETHEUS_TESTS" ]; then \
+		echo "!!! FINOPS_SKIP_PROMETHEUS_TESTS is set: the metric tests will be SKIPPED, not passed !!!" >&2; \
+	elif ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing Debian's prometheus (the metric tests start their own server on 127.0.0.1)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+		fi; \
+		if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then \
+			echo "The metric tests need Debian's prometheus and promtool. Install them with:" >&2; \
+			echo "    sudo apt-get install prometheus" >&2; \
+			echo "(or set FINOPS_SKIP_PROMETHEUS_TESTS=1 to skip those tests knowingly)" >&2; \
+			exit 1; \
+		fi; \
+	fi
+
+test: setup test-deps ## Run every test: unit, then integration on a real control plane (built on first use)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 unit: setup ## Unit tests only (no cluster)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-integration: setup ## Integration tests only (real control plane)
+integration: setup test-deps ## Integration tests only (real control plane)
 	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
 lint: setup ## ruff, mypy --strict, import-linter layering contracts
@@ -55,7 +78,7 @@ cluster-up: setup ## Start the local control plane (builds binaries the first ti
 cluster-down: setup ## Stop the local control plane
 	$(BIN)/finops dev cluster down --dir $(CLUSTER_DIR)
 
-demo: cluster-up ## Control plane up, CRDs and samples applied, operator running, `kubectl get finops`
+demo: cluster-up ## Control plane up, CRDs and samples applied, operator (with admission) running
 	@mkdir -p $(DEMO_DIR)
 	KUBECONFIG=$(KUBECONFIG_DEMO) kubectl apply -k crds/
 	KUBECONFIG=$(KUBECONFIG_DEMO) kubectl wait --for=condition=Established crd --all --timeout=60s
@@ -64,13 +87,27 @@ demo: cluster-up ## Control plane up, CRDs and samples applied, operator running
 		echo "operator already running (pid $$(cat $(DEMO_DIR)/operator.pid))"; \
 	else \
 		KUBECONFIG=$(KUBECONFIG_DEMO) nohup $(BIN)/finops run --sample-interval 10 \
+			--webhook --webhook-port $(DEMO_WEBHOOK_PORT) \
 			> $(DEMO_DIR)/operator.log 2>&1 & echo $$! > $(DEMO_DIR)/operator.pid; \
 		echo "operator started (pid $$(cat $(DEMO_DIR)/operator.pid), log $(DEMO_DIR)/operator.log)"; \
 	fi
 	@echo "waiting for every policy, region and fleet to report Ready (sites roll out, regions audit)..."
 	@KUBECONFIG=$(KUBECONFIG_DEMO) kubectl wait --for=condition=Ready fop,ef --all -A --timeout=180s >/dev/null
 	@KUBECONFIG=$(KUBECONFIG_DEMO) kubectl wait --for=condition=Ready sovr --all --timeout=180s >/dev/null
+	@for i in $$(seq 60); do \
+		$(DEMO_KUBECTL) get validatingwebhookconfiguration/finops.dev mutatingwebhookconfiguration/finops.dev \
+			>/dev/null 2>&1 && break; \
+		[ $$i = 60 ] && { echo "the operator registered no webhooks; see $(DEMO_DIR)/operator.log" >&2; exit 1; }; \
+		sleep 1; \
+	done
 	KUBECONFIG=$(KUBECONFIG_DEMO) kubectl get finops -A
+	@echo
+	@echo "Admission is on (samples/admission/; --dry-run=server creates nothing). A Deployment over a cap is rejected:"
+	@echo "  $$ kubectl $(TRY_REJECTED)"
+	@$(DEMO_KUBECTL) $(TRY_REJECTED) 2>&1 | sed 's/^/  /'
+	@echo "One that says nothing about placement gets the region's node affinity injected:"
+	@echo "  $$ kubectl $(TRY_INJECTED)"
+	@$(DEMO_KUBECTL) $(TRY_INJECTED) 2>&1 | sed 's/^/  /'; echo
 	@echo
 	@echo "Try it:  export KUBECONFIG=$(KUBECONFIG_DEMO); kubectl get finops -A; kubectl describe fop -n ai-workloads"
 	@echo "Stop it: make demo-down"

@@ -9,7 +9,10 @@ Fixtures (best: ``pytest_plugins = ["tests.prometheus_harness"]`` in the root co
 them in the test module, ``make_prometheus = prometheus_harness.make_prometheus``; importing them by name
 trips ruff's F811, and ``pytest_plugins`` in a test module fails if the harness was already imported):
 
-* ``prometheus_binary`` (session): the ``prometheus``/``promtool`` pair, or skip with the reason;
+* ``prometheus_binary`` (session): the ``prometheus``/``promtool`` pair; fails where they are missing,
+  because the metric tests are part of what the README promises (``make test`` installs them as root,
+  else names the command), unless ``FINOPS_SKIP_PROMETHEUS_TESTS=1`` asks for a skip, which is then
+  repeated at the end of the run;
 * ``make_prometheus`` (function): factory ``make_prometheus(targets=..., history=...)`` returning a
   started, ready :class:`PrometheusServer` that is stopped after the test;
 * ``dcgm_exporter`` (function): a running simulated-GPU exporter;
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import socket
@@ -40,7 +44,8 @@ from tests.dcgm_exporter import DcgmExporter
 SCRAPE_JOB = "dcgm-exporter"
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-APT_HINT = "install Debian/Ubuntu's `prometheus` package (apt-get install prometheus)"
+APT_HINT = "install Debian/Ubuntu's `prometheus` package: sudo apt-get install prometheus"
+SKIP_ENV = "FINOPS_SKIP_PROMETHEUS_TESTS"
 
 
 class PrometheusHarnessError(RuntimeError):
@@ -362,11 +367,26 @@ class PrometheusServer:
 
 @pytest.fixture(scope="session")
 def prometheus_binary() -> PrometheusBinaries:
-    """The prometheus and promtool binaries; skips (never fails) where they are not installed."""
+    """The prometheus and promtool binaries. Missing, they fail the test: a skipped metric test would
+    look like a pass. ``FINOPS_SKIP_PROMETHEUS_TESTS=1`` skips instead, for whoever means it."""
     found = find_binaries()
     if found is None:
-        pytest.skip(f"prometheus/promtool not on PATH; {APT_HINT}")
+        if os.environ.get(SKIP_ENV):
+            pytest.skip(f"{SKIP_ENV} is set and prometheus/promtool are not on PATH")
+        pytest.fail(
+            f"prometheus/promtool not on PATH; {APT_HINT} (or set {SKIP_ENV}=1 to skip the metric tests)",
+            pytrace=False,
+        )
     return found
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say it at the end, where nobody misses it, when metric tests were skipped on request."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if SKIP_ENV in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_sep(
+            "!", f"{len(skipped)} metric test(s) SKIPPED because {SKIP_ENV} is set: not tested", red=True
+        )
 
 
 MakePrometheus = Callable[..., PrometheusServer]

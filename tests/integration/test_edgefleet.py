@@ -3,7 +3,8 @@ sites: per-site Deployments, waves with soak, offline tolerance, automatic rollb
 
 Each test creates its own single-node sites labeled ``finops.dev/fleet-test=<group>`` (no other test
 selects them) and deletes its fleet and nodes at the end. A site goes offline the way a real one
-does: kwok stops managing its node and the node reports Ready=False. A "bad model version" carries
+does: kwok stops managing its node, and the node and its pods go NotReady (``tests/outages.py``).
+A pod that lived through an outage is Ready again when its node is back. A "bad model version" carries
 ``finops.dev/simulate=unready`` on its pod template, which kwok's pod-unready stage keeps unready.
 """
 
@@ -20,6 +21,7 @@ import yaml
 from finops_operator.devcluster.nodes import NodeSpec, node_manifest
 from tests.kube import Kube, eventually
 from tests.operator_process import OperatorProcess, running_operator
+from tests.outages import bring_online, node_ready, take_offline
 
 SAMPLE = 1.0  # seconds between reconciles of a fleet in these tests
 GROUP_LABEL = "finops.dev/fleet-test"
@@ -66,7 +68,7 @@ def fleet_sites(kube: Kube, namespace: str, group: str, count: int) -> Iterator[
     apply(kube, *(node_manifest(n) for n in nodes))
     try:
         eventually(
-            lambda: sum(online(kube, n.name) for n in nodes) == count, timeout=60, what="edge nodes Ready"
+            lambda: sum(node_ready(kube, n.name) for n in nodes) == count, timeout=60, what="edge nodes Ready"
         )
         yield [n.name for n in nodes]
     finally:
@@ -145,24 +147,6 @@ def reasons(kube: Kube, namespace: str, name: str) -> list[str]:
         f"involvedObject.kind=EdgeFleet,involvedObject.name={name}",
     )["items"]
     return [e["reason"] for e in sorted(items, key=lambda e: e.get("lastTimestamp") or "")]
-
-
-def online(kube: Kube, node: str) -> bool:
-    conditions = kube.get_json("node", node)["status"].get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
-def take_offline(kube: Kube, node: str) -> None:
-    """The site loses its uplink: kwok's node-offline stage reports the node NotReady (see
-    devcluster/kwok-stages.yaml), and the node-lifecycle controller taints it and marks its pods
-    NotReady, as with a real kubelet reporting NotReady."""
-    kube.kubectl("label", "node", node, f"{SIMULATE_LABEL}=offline", "--overwrite")
-    eventually(lambda: not online(kube, node), timeout=30, what=f"{node} NotReady")
-
-
-def bring_online(kube: Kube, node: str) -> None:
-    kube.kubectl("label", "node", node, f"{SIMULATE_LABEL}-")
-    eventually(lambda: online(kube, node), timeout=30, what=f"{node} Ready again")
 
 
 def settled(kube: Kube, namespace: str, name: str, sites: int) -> dict[str, Any]:
@@ -255,8 +239,7 @@ def test_rollout_in_waves_with_soak_and_offline_sites_that_catch_up(
 
         # Two sites lose power; a new model version starts a rollout.
         offline = [nodes[3], nodes[4]]
-        for node in offline:
-            take_offline(kube, node)
+        take_offline(kube, *offline)
         eventually(
             lambda: status(kube, namespace, name).get("sitesOffline") == 2, timeout=20, what="2 offline"
         )
@@ -293,13 +276,28 @@ def test_rollout_in_waves_with_soak_and_offline_sites_that_catch_up(
         )
 
         # Back online: they run v2 and are Ready.
-        for node in offline:
-            bring_online(kube, node)
+        bring_online(kube, *offline)
         eventually(
             lambda: (st := status(kube, namespace, name))["sitesOffline"] == 0 and st["sitesReady"] == count,
             timeout=60,
             what="returned sites Ready on v2",
         )
+
+        # An outage with nothing to roll out: the site's pod lives through it and is Ready again after.
+        def site_pods() -> list[str]:
+            pods = kube.get_json("pods", "-n", namespace, "--field-selector", f"spec.nodeName={nodes[5]}")
+            return [p["metadata"]["uid"] for p in pods["items"]]
+
+        before = site_pods()
+        take_offline(kube, nodes[5])
+        eventually(lambda: status(kube, namespace, name)["sitesOffline"] == 1, timeout=20, what="1 offline")
+        bring_online(kube, nodes[5])
+        eventually(
+            lambda: (st := status(kube, namespace, name))["sitesOffline"] == 0 and st["sitesReady"] == count,
+            timeout=60,
+            what="the returned site Ready with the pod it had",
+        )
+        assert site_pods() == before and len(before) == 1
 
         # Sites follow node labels: a new site gets a workload, an unlabeled one loses it.
         apply(kube, node_manifest(site_nodes(group, 1, first=count)[0]))

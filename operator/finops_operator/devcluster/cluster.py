@@ -27,7 +27,13 @@ import yaml
 
 from finops_operator.devcluster import pki
 from finops_operator.devcluster.binaries import Binaries, ensure_binaries, locate
-from finops_operator.devcluster.nodes import NodeSpec, default_nodes, node_manifest
+from finops_operator.devcluster.nodes import (
+    KWOK_ANNOTATION,
+    KWOK_NODE_LABEL_SELECTOR,
+    NodeSpec,
+    default_nodes,
+    node_manifest,
+)
 
 Progress = Callable[[str], None]
 LOOPBACK = "127.0.0.1"
@@ -313,7 +319,8 @@ class LocalCluster:
                 str(binaries.kwok),
                 f"--kubeconfig={kubeconfig}",
                 "--manage-all-nodes=false",
-                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
+                f"--manage-nodes-with-label-selector={KWOK_NODE_LABEL_SELECTOR}",
                 "--node-lease-duration-seconds=40",
                 f"--server-address={LOOPBACK}:{_free_port()}",
                 "--cidr=10.244.0.0/16",

@@ -1,7 +1,10 @@
 """Simulated nodes: GPU nodes in two regions with two GPU products, and edge sites.
 
 kwok manages any node annotated ``kwok.x-k8s.io/node: fake``; it keeps the node Ready (heartbeats
-through a Lease) and takes the pods bound to it through to Running/Ready.
+through a Lease) and takes the pods bound to it through to Running/Ready. Labeling a node
+``finops.dev/simulate=offline`` takes it out of kwok's selection (``KWOK_NODE_LABEL_SELECTOR``; the API
+server filters by label, so kwok sees the node leave), which is a site losing its uplink: the node
+and its pods go NotReady through the node-lifecycle controller, and come back with the label removed.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 REGION_LABEL = "topology.kubernetes.io/region"
 SITE_LABEL = "finops.dev/site"
+SIMULATE_LABEL = "finops.dev/simulate"
+OFFLINE = "offline"
+KWOK_NODE_LABEL_SELECTOR = f"{SIMULATE_LABEL}!={OFFLINE}"
 
 
 @dataclass(frozen=True)

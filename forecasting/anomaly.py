@@ -23,10 +23,13 @@ half-life, the interval of the model). Three departures matter, each with its ow
 - ``UtilizationCollapse``: GPU work per unit of demand *and* utilisation below their bands (replicas
   held, GPUs doing nothing: hung pods, a broken model server behind a fixed replica count).
 
-Without a demand signal the same departures are taken against the workload's own hour-of-day profile
+Without a demand signal the departures are taken against the workload's own hour-of-day profile
 (24 exponentially weighted means of busy and held GPUs, one-week half-life per hour):
-``AboveSeasonalProfile`` (busy or held GPUs above the profile) and ``BelowSeasonalProfile`` (busy GPUs
-and utilisation below it).
+``AboveSeasonalProfile`` (busy GPUs *and* utilisation above the hour's usual: GPUs working harder than
+the autoscaler lets them) and ``BelowSeasonalProfile`` (busy GPUs and utilisation below it). More
+GPUs held at the usual utilisation is what a legitimate rise in demand looks like under an autoscaler,
+so without a demand signal it is not evidence: a step or a leak in GPU per request is only visible
+with one.
 
 Sustained. A departure starts a run when it exceeds ``ON_SCALES`` of its typical size, and the run
 continues while the same kind stays beyond ``OFF_SCALES`` (hysteresis: an anomaly's noisy samples
@@ -73,6 +76,10 @@ FLOOR_SHARE = 0.1
 # Numerical guard: with demand this constant (relative variance) the slope is unidentifiable and the
 # relation falls back to a ratio through the origin.
 FLAT_DEMAND_RELATIVE_VARIANCE = 1e-6
+# The smallest typical departure a model may claim (log units, ~1 %): the resolution of the readings
+# (DCGM reports utilisation in whole percent), so a model that has never seen a departure (GPUs that
+# always matched the rounding) still judges in finite units.
+MIN_SCALE = 0.01
 
 
 class AnomalyKind(StrEnum):
@@ -99,7 +106,7 @@ SIGNALS: dict[AnomalyKind, tuple[str, str]] = {
     AnomalyKind.BUSY_WITHOUT_DEMAND: ("gpuUtilization", "fraction"),
     AnomalyKind.COST_OUTPACING_DEMAND: ("allocatedGpus", "GPUs"),
     AnomalyKind.UTILIZATION_COLLAPSE: ("gpuUtilization", "fraction"),
-    AnomalyKind.ABOVE_PROFILE: ("busyGpus", "GPUs"),
+    AnomalyKind.ABOVE_PROFILE: ("gpuUtilization", "fraction"),
     AnomalyKind.BELOW_PROFILE: ("gpuUtilization", "fraction"),
 }
 
@@ -115,16 +122,21 @@ class AnomalyConfig:
     ``max_sample_seconds`` caps how much time one sample stands for (after an outage of the operator,
     one sample must not stand for the whole gap); set it to about twice the evaluation interval.
     ``warmup_seconds`` of learnt samples come before any judgement: one day sees every load level.
+    ``gpus_per_replica``: GPUs are held in whole replicas, so a departure of one replica's GPUs is the
+    autoscaler's rounding, not evidence; held GPUs are judged beyond that dead zone.
     """
 
     sustain_seconds: float = 1800.0
     demand_signal: bool = True
     max_sample_seconds: float = 600.0
     warmup_seconds: float = DAY_SECONDS
+    gpus_per_replica: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.sustain_seconds > 0.0 or not self.max_sample_seconds > 0.0:
             raise ValueError("sustain_seconds and max_sample_seconds must be > 0")
+        if not self.gpus_per_replica > 0.0:
+            raise ValueError("gpus_per_replica must be > 0")
         if not self.warmup_seconds >= 0.0:
             raise ValueError("warmup_seconds must be >= 0")
 
@@ -466,20 +478,26 @@ def detect(state: AnomalyState, sample: AnomalySample, config: AnomalyConfig) ->
     if utilization is None or gpus is None or demand is None or gpus < 0.0 or demand < 0.0:
         return _unchanged(clock, config, NotJudged.MISSING_SAMPLE)
     if gpus == 0.0:  # scaled to zero: no GPU time at all, nothing to explain, and a run ends
-        return _settle(replace(clock, run=None), config, None, seconds, NotJudged.NO_GPUS)
+        return _settle(replace(clock, run=None), config, -math.inf, seconds, NotJudged.NO_GPUS)
     busy = min(max(utilization, 0.0), 1.0) * gpus
     hour = math.floor(sample.at / 3600.0) % HOURS
+    quantum = config.gpus_per_replica
     judgement = _judge(state, config, demand=demand, busy=busy, gpus=gpus, hour=hour)
     if state.learned_seconds < config.warmup_seconds or judgement is None:
-        learnt = _learn(clock, seconds, demand=demand, busy=busy, gpus=gpus, hour=hour)
+        learnt = _learn(clock, seconds, demand=demand, busy=busy, gpus=gpus, hour=hour, quantum=quantum)
         return _unchanged(learnt, config, NotJudged.WARMING_UP)
     current = state.run or (state.active.run if state.active is not None else None)
     run = _advance(current, judgement, at=sample.at, seconds=seconds)
-    departing = any(level >= OFF_SCALES for level in judgement.kinds.values())
-    in_run = run is not None or (state.active is not None and departing)
+    active = state.active
+    level = -math.inf if active is None else judgement.kinds.get(active.run.kind, -math.inf)
+    in_run = run is not None or level >= OFF_SCALES
     quiet = in_run or max((abs(s) for s in judgement.scores.values()), default=0.0) >= ON_SCALES
-    learnt = clock if quiet else _learn(clock, seconds, demand=demand, busy=busy, gpus=gpus, hour=hour)
-    return _settle(replace(learnt, run=run), config, departing, seconds, None)
+    learnt = (
+        clock
+        if quiet
+        else _learn(clock, seconds, demand=demand, busy=busy, gpus=gpus, hour=hour, quantum=quantum)
+    )
+    return _settle(replace(learnt, run=run), config, level, seconds, None)
 
 
 def _judge(
@@ -499,10 +517,10 @@ def _judge(
         scales = (state.scales.profile_busy, state.scales.profile_gpus, state.scales.profile_util)
     if expected is None:
         return None
-    sizes = tuple(scale.value for scale in scales)
-    if not all(math.isfinite(size) and size > 0.0 for size in sizes):
+    if not all(scale.w > 0.0 for scale in scales):
         return _Judgement(scores={}, evidence={}, kinds={})  # scales not seeded yet: learn only
-    raw = _log_departures(names, busy, gpus, expected)
+    sizes = tuple(max(scale.value, MIN_SCALE) for scale in scales)
+    raw = _log_departures(names, busy, gpus, expected, config.gpus_per_replica)
     scores = {name: raw[name] / size for name, size in zip(names, sizes, strict=True)}
     s_busy, s_gpus, s_util = (scores[name] for name in names)
     # In order of precedence: GPUs busy with something else also explain a rise in GPUs held.
@@ -514,7 +532,7 @@ def _judge(
         }
     else:
         kinds = {
-            AnomalyKind.ABOVE_PROFILE: max(s_busy, s_gpus),
+            AnomalyKind.ABOVE_PROFILE: min(s_busy, s_util),
             AnomalyKind.BELOW_PROFILE: min(-s_busy, -s_util),
         }
     expected_util = expected.busy / expected.gpus if expected.gpus > 0.0 else 0.0
@@ -524,11 +542,9 @@ def _judge(
         AnomalyKind.BUSY_WITHOUT_DEMAND: util,
         AnomalyKind.UTILIZATION_COLLAPSE: util,
         AnomalyKind.BELOW_PROFILE: util,
+        AnomalyKind.ABOVE_PROFILE: util,
         AnomalyKind.COST_OUTPACING_DEMAND: _Evidence(
             *_band(expected.gpus, expected.gpus_floor, sizes[1]), observed=gpus, demand=demand
-        ),
-        AnomalyKind.ABOVE_PROFILE: _Evidence(
-            *_band(expected.busy, expected.busy_floor, sizes[0]), observed=busy, demand=demand
         ),
     }
     return _Judgement(scores=scores, evidence=evidence, kinds=kinds)
@@ -553,19 +569,21 @@ def _advance(run: Run | None, judgement: _Judgement, *, at: float, seconds: floa
 def _settle(
     state: AnomalyState,
     config: AnomalyConfig,
-    departing: bool | None,
+    level: float,
     seconds: float,
     not_judged: NotJudged | None,
 ) -> AnomalyDecision:
-    """Raise a run that has been sustained long enough; clear an anomaly quiet long enough."""
+    """Raise a run sustained long enough; clear an anomaly whose kind has stayed within ``ON_SCALES``
+    (``level``: how far beyond its band this sample was) for as long: raising and clearing are
+    symmetric, so one normal sample inside an anomaly does not clear it."""
     active, run = state.active, state.run
     raised = cleared = False
     if active is None and run is not None and run.seconds >= config.sustain_seconds:
         active, run, raised = Active(run=run, raised_at=run.last_seen), None, True
     elif active is not None:
-        if run is not None and run.kind == active.run.kind:
-            active, run = replace(active, run=run, clear_seconds=0.0), None
-        elif departing:
+        if run is not None and run.kind == active.run.kind:  # the anomaly's own run goes on
+            active, run = replace(active, run=run), None
+        if level >= ON_SCALES:
             active = replace(active, clear_seconds=0.0)
         else:
             active = replace(active, clear_seconds=active.clear_seconds + seconds)
@@ -590,6 +608,7 @@ def _learn(
     busy: float,
     gpus: float,
     hour: int,
+    quantum: float,
 ) -> AnomalyState:
     """Fold a sample judged normal (or any sample while warming up) into the models and scales."""
     level = 1.0 - 0.5 ** (seconds / LEVEL_HALF_LIFE_SECONDS)
@@ -601,7 +620,7 @@ def _learn(
     scales = state.scales
     # Departures against the model as it stood before this sample (out-of-sample, like the forecaster's
     # calibration pool): computed from the previous state's expectations.
-    raw = _raw_departures(state, demand=demand, busy=busy, gpus=gpus, hour=hour)
+    raw = _raw_departures(state, demand=demand, busy=busy, gpus=gpus, hour=hour, quantum=quantum)
     if raw:
         scales = Scales(*(s.learn(scale, raw[name]) if name in raw else s for name, s in scales.items()))
     return replace(
@@ -614,24 +633,27 @@ def _learn(
 
 
 def _raw_departures(
-    state: AnomalyState, *, demand: float, busy: float, gpus: float, hour: int
+    state: AnomalyState, *, demand: float, busy: float, gpus: float, hour: int, quantum: float
 ) -> dict[str, float]:
     out: dict[str, float] = {}
     if state.relation.w > 0.0:
-        out.update(_log_departures(("work", "cost", "util"), busy, gpus, state.relation.expected(demand)))
+        relation = state.relation.expected(demand)
+        out.update(_log_departures(("work", "cost", "util"), busy, gpus, relation, quantum))
     expected = state.profile.expected(hour)
     if expected is not None:
         names = ("profileBusy", "profileGpus", "profileUtil")
-        out.update(_log_departures(names, busy, gpus, expected))
+        out.update(_log_departures(names, busy, gpus, expected, quantum))
     return out
 
 
 def _log_departures(
-    names: tuple[str, str, str], busy: float, gpus: float, expected: Expected
+    names: tuple[str, str, str], busy: float, gpus: float, expected: Expected, quantum: float
 ) -> dict[str, float]:
-    """Log ratios observed / expected of busy GPUs, held GPUs and their quotient (utilisation)."""
+    """Log ratios observed / expected of busy GPUs, held GPUs (beyond one replica's rounding) and
+    their quotient (utilisation)."""
+    held = expected.gpus + math.copysign(max(abs(gpus - expected.gpus) - quantum, 0.0), gpus - expected.gpus)
     x_busy = _log_ratio(busy, expected.busy, expected.busy_floor)
-    x_gpus = _log_ratio(gpus, expected.gpus, expected.gpus_floor)
+    x_gpus = _log_ratio(held, expected.gpus, expected.gpus_floor)
     return {names[0]: x_busy, names[1]: x_gpus, names[2]: x_busy - x_gpus}
 
 

@@ -68,9 +68,10 @@ crds: setup ## Regenerate crds/ from the pydantic models
 	$(BIN)/finops crds
 
 BENCH_ARGS ?=
-bench: setup ## Benchmarks: forecaster throughput and the demand-trace replay (BENCH_ARGS="--plot replay.png")
+bench: setup ## Benchmarks: forecaster throughput, the demand-trace replay (BENCH_ARGS="--plot replay.png"), anomalies
 	$(BIN)/python benchmarks/forecast_throughput.py
 	$(BIN)/python benchmarks/replay.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/anomalies.py
 
 cluster-up: setup ## Start the local control plane (builds binaries the first time)
 	$(BIN)/finops dev cluster up --dir $(CLUSTER_DIR)

@@ -11,7 +11,8 @@ and the utilisation reading additive noise (0.02). Scrape faults on top: 1 % of 
 and 0.5 % of demand samples missing, 0.5 % single-sample glitches (utilisation reads 0 or 1), and two
 one-hour outages per trace with no sample at all.
 
-Injected, one kind per run, from day 3 every 2 days (the detector warms up for 1 day):
+Injected, one kind per run, from day 3 every 53 hours, so the starts fall at every time of day (the
+detector warms up for 1 day):
 - busy: GPUs pegged at 95 % whatever the demand (a stuck job, a miner), 8 hours;
 - step: GPU time per request x1.6 from one interval to the next (batching lost), 8 hours;
 - leak: GPU time per request growing linearly to x1.75 over 24 hours, then reset;
@@ -51,7 +52,7 @@ MISSING_DEMAND = 0.005
 GLITCHES = 0.005
 OUTAGES = 2
 FIRST_INJECTION = 3 * DAY
-INJECTION_EVERY = 2 * DAY
+INJECTION_EVERY = 2 * DAY + 5 * HOUR  # 53 h: successive starts walk around the clock
 KINDS = ("busy", "step", "leak", "collapse")
 DURATION = {"busy": 8 * HOUR, "step": 8 * HOUR, "leak": 24 * HOUR, "collapse": 8 * HOUR}
 EXPECTED_KIND = {

@@ -1,5 +1,16 @@
 """Demand forecasting and autoscaling replay for the FinOps operator (pure Python, no Kubernetes)."""
 
+from forecasting.anomaly import (
+    Anomaly,
+    AnomalyConfig,
+    AnomalyDecision,
+    AnomalyKind,
+    AnomalySample,
+    AnomalyState,
+    AnomalyStateError,
+    NotJudged,
+    detect,
+)
 from forecasting.calibration import CalibrationState, CalibrationStateError, observe, seeded
 from forecasting.errors import ForecastError, InsufficientHistoryError, NotFittedError
 from forecasting.fallback import Fallback, FallbackReason, assess, choose_replicas
@@ -7,6 +18,13 @@ from forecasting.forecaster import BacktestScore, Forecast, ForecastConfig, Fore
 from forecasting.series import load_trace, regularize
 
 __all__ = [
+    "Anomaly",
+    "AnomalyConfig",
+    "AnomalyDecision",
+    "AnomalyKind",
+    "AnomalySample",
+    "AnomalyState",
+    "AnomalyStateError",
     "BacktestScore",
     "CalibrationState",
     "CalibrationStateError",
@@ -18,8 +36,10 @@ __all__ = [
     "Forecaster",
     "InsufficientHistoryError",
     "NotFittedError",
+    "NotJudged",
     "assess",
     "choose_replicas",
+    "detect",
     "forecast_series",
     "load_trace",
     "observe",

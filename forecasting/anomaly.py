@@ -36,8 +36,10 @@ continues while the same kind stays beyond ``OFF_SCALES`` (hysteresis: an anomal
 do not restart it). It is raised once the run holds ``sustain_seconds`` of *observed* time: every
 sample stands for the time since the previous call (capped at ``max_sample_seconds``), and a missing
 sample (NaN, None) stands for nothing and neither extends nor ends a run. So a single scrape glitch
-is one sample and never fires, and missing data never fires. An active anomaly clears after the same
-sustained time with no departure beyond ``OFF_SCALES``.
+is one sample and never fires, and missing data never fires. An active anomaly clears once its kind
+has stayed within ``ON_SCALES`` for the same sustained time (raising and clearing are symmetric, so
+one normal sample inside an anomaly does not clear it). One replica's GPUs above the expected count
+is the autoscaler's rounding and never evidence of GPU-hours outpacing demand.
 
 Learning is gated: samples in a run, or beyond ``ON_SCALES``, teach nothing, so the model does not
 learn an anomaly as the new normal while it is judged; scales learn from clipped departures (Huber
@@ -122,8 +124,8 @@ class AnomalyConfig:
     ``max_sample_seconds`` caps how much time one sample stands for (after an outage of the operator,
     one sample must not stand for the whole gap); set it to about twice the evaluation interval.
     ``warmup_seconds`` of learnt samples come before any judgement: one day sees every load level.
-    ``gpus_per_replica``: GPUs are held in whole replicas, so a departure of one replica's GPUs is the
-    autoscaler's rounding, not evidence; held GPUs are judged beyond that dead zone.
+    ``gpus_per_replica``: GPUs are held in whole replicas, so one replica's GPUs above the expected
+    count is the autoscaler's rounding, not evidence of GPU-hours outpacing demand.
     """
 
     sustain_seconds: float = 1800.0
@@ -248,7 +250,7 @@ class Run:
 
 @dataclass(frozen=True)
 class Active:
-    """A raised anomaly; ``clear_seconds`` of observed time without any departure beyond OFF so far."""
+    """A raised anomaly; ``clear_seconds`` of observed time with its kind back within ON so far."""
 
     run: Run
     raised_at: float
@@ -481,10 +483,9 @@ def detect(state: AnomalyState, sample: AnomalySample, config: AnomalyConfig) ->
         return _settle(replace(clock, run=None), config, -math.inf, seconds, NotJudged.NO_GPUS)
     busy = min(max(utilization, 0.0), 1.0) * gpus
     hour = math.floor(sample.at / 3600.0) % HOURS
-    quantum = config.gpus_per_replica
     judgement = _judge(state, config, demand=demand, busy=busy, gpus=gpus, hour=hour)
     if state.learned_seconds < config.warmup_seconds or judgement is None:
-        learnt = _learn(clock, seconds, demand=demand, busy=busy, gpus=gpus, hour=hour, quantum=quantum)
+        learnt = _learn(clock, seconds, demand=demand, busy=busy, gpus=gpus, hour=hour)
         return _unchanged(learnt, config, NotJudged.WARMING_UP)
     current = state.run or (state.active.run if state.active is not None else None)
     run = _advance(current, judgement, at=sample.at, seconds=seconds)
@@ -492,11 +493,7 @@ def detect(state: AnomalyState, sample: AnomalySample, config: AnomalyConfig) ->
     level = -math.inf if active is None else judgement.kinds.get(active.run.kind, -math.inf)
     in_run = run is not None or level >= OFF_SCALES
     quiet = in_run or max((abs(s) for s in judgement.scores.values()), default=0.0) >= ON_SCALES
-    learnt = (
-        clock
-        if quiet
-        else _learn(clock, seconds, demand=demand, busy=busy, gpus=gpus, hour=hour, quantum=quantum)
-    )
+    learnt = clock if quiet else _learn(clock, seconds, demand=demand, busy=busy, gpus=gpus, hour=hour)
     return _settle(replace(learnt, run=run), config, level, seconds, None)
 
 
@@ -520,14 +517,17 @@ def _judge(
     if not all(scale.w > 0.0 for scale in scales):
         return _Judgement(scores={}, evidence={}, kinds={})  # scales not seeded yet: learn only
     sizes = tuple(max(scale.value, MIN_SCALE) for scale in scales)
-    raw = _log_departures(names, busy, gpus, expected, config.gpus_per_replica)
+    raw = _log_departures(names, busy, gpus, expected)
     scores = {name: raw[name] / size for name, size in zip(names, sizes, strict=True)}
     s_busy, s_gpus, s_util = (scores[name] for name in names)
     # In order of precedence: GPUs busy with something else also explain a rise in GPUs held.
     if config.demand_signal:
         kinds = {
             AnomalyKind.BUSY_WITHOUT_DEMAND: min(s_busy, s_util),
-            AnomalyKind.COST_OUTPACING_DEMAND: s_gpus,
+            # One replica more than the line is the autoscaler's rounding, never evidence on its own.
+            AnomalyKind.COST_OUTPACING_DEMAND: s_gpus
+            if gpus - expected.gpus > config.gpus_per_replica
+            else 0.0,
             AnomalyKind.UTILIZATION_COLLAPSE: min(-s_busy, -s_util),
         }
     else:
@@ -608,7 +608,6 @@ def _learn(
     busy: float,
     gpus: float,
     hour: int,
-    quantum: float,
 ) -> AnomalyState:
     """Fold a sample judged normal (or any sample while warming up) into the models and scales."""
     level = 1.0 - 0.5 ** (seconds / LEVEL_HALF_LIFE_SECONDS)
@@ -620,7 +619,7 @@ def _learn(
     scales = state.scales
     # Departures against the model as it stood before this sample (out-of-sample, like the forecaster's
     # calibration pool): computed from the previous state's expectations.
-    raw = _raw_departures(state, demand=demand, busy=busy, gpus=gpus, hour=hour, quantum=quantum)
+    raw = _raw_departures(state, demand=demand, busy=busy, gpus=gpus, hour=hour)
     if raw:
         scales = Scales(*(s.learn(scale, raw[name]) if name in raw else s for name, s in scales.items()))
     return replace(
@@ -633,27 +632,25 @@ def _learn(
 
 
 def _raw_departures(
-    state: AnomalyState, *, demand: float, busy: float, gpus: float, hour: int, quantum: float
+    state: AnomalyState, *, demand: float, busy: float, gpus: float, hour: int
 ) -> dict[str, float]:
     out: dict[str, float] = {}
     if state.relation.w > 0.0:
         relation = state.relation.expected(demand)
-        out.update(_log_departures(("work", "cost", "util"), busy, gpus, relation, quantum))
+        out.update(_log_departures(("work", "cost", "util"), busy, gpus, relation))
     expected = state.profile.expected(hour)
     if expected is not None:
         names = ("profileBusy", "profileGpus", "profileUtil")
-        out.update(_log_departures(names, busy, gpus, expected, quantum))
+        out.update(_log_departures(names, busy, gpus, expected))
     return out
 
 
 def _log_departures(
-    names: tuple[str, str, str], busy: float, gpus: float, expected: Expected, quantum: float
+    names: tuple[str, str, str], busy: float, gpus: float, expected: Expected
 ) -> dict[str, float]:
-    """Log ratios observed / expected of busy GPUs, held GPUs (beyond one replica's rounding) and
-    their quotient (utilisation)."""
-    held = expected.gpus + math.copysign(max(abs(gpus - expected.gpus) - quantum, 0.0), gpus - expected.gpus)
+    """Log ratios observed / expected of busy GPUs, held GPUs and their quotient (utilisation)."""
     x_busy = _log_ratio(busy, expected.busy, expected.busy_floor)
-    x_gpus = _log_ratio(held, expected.gpus, expected.gpus_floor)
+    x_gpus = _log_ratio(gpus, expected.gpus, expected.gpus_floor)
     return {names[0]: x_busy, names[1]: x_gpus, names[2]: x_busy - x_gpus}
 
 

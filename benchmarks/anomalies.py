@@ -219,8 +219,8 @@ def score(outcomes: Sequence[Outcome]) -> Score:
 def table(outcomes: Sequence[Outcome]) -> list[str]:
     lines = [
         "| trace | demand | sustain | kind | recall | right kind | precision | delay median | delay p90 "
-        "| false alarms / week |",
-        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| false alarms / week | per seed |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     groups: dict[tuple[str, bool, float, str], list[Outcome]] = {}
     for outcome in outcomes:
@@ -228,13 +228,16 @@ def table(outcomes: Sequence[Outcome]) -> list[str]:
         groups.setdefault((job.trace.stem, job.demand_signal, job.sustain, job.kind), []).append(outcome)
     for (trace, signal, sustain, kind), group in sorted(groups.items(), key=lambda kv: _order(kv[0])):
         s = score(group)
+        seeds = [score([o]) for o in sorted(group, key=lambda o: o.job.seed)]
         signal_text = "signal" if signal else "hidden"
         if kind == "clean":
+            per_seed = " / ".join(str(x.false_alarms) for x in seeds) + " alarms"
             lines.append(
                 f"| {trace} | {signal_text} | {sustain / 60:.0f} min | clean | | | | | "
-                f"| {s.false_alarms / s.weeks:.2f} ({s.false_alarms} in {s.weeks:.1f} wk) |"
+                f"| {s.false_alarms / s.weeks:.2f} ({s.false_alarms} in {s.weeks:.1f} wk) | {per_seed} |"
             )
             continue
+        per_seed = " / ".join(f"{x.detected}/{x.injections}" for x in seeds) + " found"
         recall = s.detected / s.injections if s.injections else math.nan
         precision = (s.raises - s.false_alarms) / s.raises if s.raises else math.nan
         delays = np.array(s.delays) / 60.0
@@ -244,7 +247,7 @@ def table(outcomes: Sequence[Outcome]) -> list[str]:
         lines.append(
             f"| {trace} | {signal_text} | {sustain / 60:.0f} min | {kind} | {recall:.2f} ({s.detected}/"
             f"{s.injections}) | {kind_share} | {precision:.2f} | {median} | {p90} "
-            f"| {s.false_alarms / s.weeks:.2f} |"
+            f"| {s.false_alarms / s.weeks:.2f} | {per_seed} |"
         )
     return lines
 

@@ -147,14 +147,20 @@ class AnomalyConfig:
 class AnomalySample:
     """One evaluation interval of one workload; None or NaN marks a missing value.
 
-    ``utilization`` is the mean busy fraction (0..1) of the workload's GPUs, ``gpus`` how many it held,
-    ``demand`` the demand signal's value (ignored when the config has no demand signal).
+    ``at`` is when the interval ended (epoch seconds, from the caller's clock), ``utilization`` the mean
+    busy fraction (0..1) of the workload's GPUs, ``gpus`` how many it held over the interval (their sum
+    over time is its GPU-hours), ``demand`` the demand signal's value (ignored when the config has no
+    demand signal). A missing value is "no data", never zero.
     """
 
     at: float
     utilization: float | None
     gpus: float | None
     demand: float | None = None
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.at):
+            raise ValueError(f"a sample needs a finite time (epoch seconds), got {self.at}")
 
 
 @dataclass(frozen=True)
@@ -391,7 +397,13 @@ class AnomalyState:
         return cls(updated_at=now)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form for a Kubernetes status (floats round-trip exactly through JSON)."""
+        """JSON-able form for a Kubernetes status (floats round-trip exactly through JSON), 2-2.5 KB:
+
+        ``{"version": 1, "updatedAt": s, "learnedSeconds": s, "relation": [7 sums], "profile": {"w",
+        "b", "g": [24 each]}, "scales": {name: [total, weight] for 6 names}, "run": null | {kind, since,
+        lastSeen, seconds, samples, expected, low, high, observed, demand}, "active": null | {"run":
+        {...}, "raisedAt": s, "clearSeconds": s}}``; run sums are over the run's samples.
+        """
         return {
             "version": STATE_VERSION,
             "updatedAt": self.updated_at,
@@ -461,11 +473,12 @@ class _Evidence:
 
 @dataclass(frozen=True)
 class _Judgement:
-    """Departures of one sample in typical sizes, the evidence per kind, and the learning it allows."""
+    """Departures of one sample in typical sizes, the evidence per kind, and how far beyond its band
+    each kind is (the smallest of its signals' departures, in typical sizes)."""
 
     scores: dict[str, float]
     evidence: dict[AnomalyKind, _Evidence]
-    kinds: dict[AnomalyKind, float]  # kind -> how far beyond its band (min over its signals, in scales)
+    kinds: dict[AnomalyKind, float]
 
 
 def detect(state: AnomalyState, sample: AnomalySample, config: AnomalyConfig) -> AnomalyDecision:

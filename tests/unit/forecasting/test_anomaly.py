@@ -210,6 +210,34 @@ def test_scaled_to_zero_ends_a_departure() -> None:
     assert decision.not_judged is NotJudged.NO_GPUS and decision.pending is None
 
 
+def one_more_replica(at: float) -> AnomalySample:
+    sample = normal(at)
+    assert sample.gpus is not None
+    return replace(sample, gpus=sample.gpus + 1.0)
+
+
+def test_one_replica_above_the_line_is_rounding_not_evidence() -> None:
+    _, decisions = feed(warm(WITH_DEMAND), WITH_DEMAND, one_more_replica, START, 36)
+    assert not any(d.raised or d.anomaly for d in decisions)
+
+
+def test_the_cost_evidence_is_in_gpus_at_the_observed_demand() -> None:
+    _, decisions = feed(warm(WITH_DEMAND), WITH_DEMAND, cost, START, 6)
+    anomaly = decisions[-1].anomaly
+    assert anomaly is not None and anomaly.signal == "allocatedGpus" and anomaly.unit == "GPUs"
+    gpus = [cost(START + i * STEP).gpus for i in range(6)]
+    demand = [normal(START + i * STEP).demand for i in range(6)]
+    assert anomaly.observed == pytest.approx(sum(g or 0.0 for g in gpus) / 6)
+    assert anomaly.demand == pytest.approx(sum(d or 0.0 for d in demand) / 6)
+    assert anomaly.expected < anomaly.expected_high < anomaly.observed
+    assert anomaly.to_dict()["kind"] == "CostOutpacingDemand"
+
+
+def test_a_sample_needs_a_finite_time() -> None:
+    with pytest.raises(ValueError, match="finite time"):
+        AnomalySample(at=math.nan, utilization=0.5, gpus=1.0, demand=1.0)
+
+
 def test_healthy_days_raise_nothing() -> None:
     _, decisions = feed(warm(WITH_DEMAND), WITH_DEMAND, normal, START, 288)
     assert not any(d.raised or d.pending for d in decisions)

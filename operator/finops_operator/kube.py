@@ -41,9 +41,6 @@ RESOURCES: Mapping[tuple[str, str], tuple[str, bool]] = {
 }
 """(apiVersion, kind) -> (plural, namespaced) of every kind the operator writes."""
 
-API_VERSIONS: Mapping[str, str] = {kind: api_version for api_version, kind in RESOURCES}
-"""The apiVersion of each kind above (kinds are unique among them)."""
-
 PatchType = Literal["merge", "strategic"]
 _CONTENT_TYPES: Mapping[str, str] = {
     "merge": "application/merge-patch+json",

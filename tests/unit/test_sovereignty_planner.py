@@ -12,13 +12,14 @@ from finops_operator.api.conditions import find
 from finops_operator.api.sovereignregion import REGION_LABEL, SovereignRegionSpec, SovereigntyViolation
 from finops_operator.planners.sovereignty import (
     AuditResult,
+    ClusterNode,
     Finding,
-    NodeFacts,
-    PodFacts,
+    Inventory,
+    PlacedPod,
     PodRef,
     PvcFacts,
     PvFacts,
-    WorkloadFacts,
+    TemplatedWorkload,
     admission_decision,
     audit,
     bound_regions,
@@ -29,6 +30,7 @@ from finops_operator.planners.sovereignty import (
     namespace_conflict_decision,
     parse_spec,
     plan_region_status,
+    prepare_region,
     region_match_expressions,
     required_node_affinity,
     resolve_namespace_bindings,
@@ -50,13 +52,13 @@ def region(**overrides: Any) -> SovereignRegionSpec:
 
 SPEC = region()
 NODES = {
-    "eu-1": NodeFacts("eu-1", {REGION_LABEL: EU, "topology.kubernetes.io/zone": "eu-west-1a"}),
-    "eu-gpu": NodeFacts("eu-gpu", {REGION_LABEL: EU, GPU_PRODUCT_LABEL: "NVIDIA-H100-80GB-HBM3"}),
-    "us-1": NodeFacts(
+    "eu-1": ClusterNode("eu-1", {REGION_LABEL: EU, "topology.kubernetes.io/zone": "eu-west-1a"}),
+    "eu-gpu": ClusterNode("eu-gpu", {REGION_LABEL: EU, GPU_PRODUCT_LABEL: "NVIDIA-H100-80GB-HBM3"}),
+    "us-1": ClusterNode(
         "us-1",
         {REGION_LABEL: US, "topology.kubernetes.io/zone": "us-east-1a", "kubernetes.io/hostname": "us-1"},
     ),
-    "bare": NodeFacts("bare", {}),
+    "bare": ClusterNode("bare", {}),
 }
 
 
@@ -89,20 +91,11 @@ def evaluate(
     labels: dict[str, str] | None = None,
     template_labels: dict[str, str] | None = None,
     namespace_labels: dict[str, str] | None = None,
-    nodes: dict[str, NodeFacts] | None = None,
+    nodes: dict[str, ClusterNode] | None = None,
     kind: str = "Deployment",
 ) -> list[Finding]:
-    return evaluate_pod_template(
-        "ai",
-        kind,
-        "llm",
-        labels=labels,
-        pod_spec=pod_spec,
-        namespace_labels=namespace_labels,
-        region_spec=spec,
-        nodes_by_name=nodes,
-        template_labels=template_labels,
-    )
+    workload = TemplatedWorkload("ai", kind, "llm", labels, template_labels or {}, pod_spec)  # type: ignore[arg-type]
+    return evaluate_pod_template(workload, prepare_region(spec, nodes, None), namespace_labels)
 
 
 # ---------------------------------------------------------------------------------------------- binding
@@ -366,8 +359,8 @@ def test_region_placement(pod_spec: Any, expected: list[str]) -> None:
 
 CUSTOM = region(nodeSelector={"matchLabels": {"pool": "sovereign-eu"}})
 CUSTOM_NODES = {
-    "a": NodeFacts("a", {"pool": "sovereign-eu", REGION_LABEL: "eu-west-2"}),
-    "b": NodeFacts("b", {"pool": "general", REGION_LABEL: US}),
+    "a": ClusterNode("a", {"pool": "sovereign-eu", REGION_LABEL: "eu-west-2"}),
+    "b": ClusterNode("b", {"pool": "general", REGION_LABEL: US}),
 }
 
 
@@ -393,7 +386,7 @@ CUSTOM_NODES = {
     ],
 )
 def test_custom_node_selector_keys(
-    pod_spec: dict[str, Any], nodes: dict[str, NodeFacts] | None, count: int
+    pod_spec: dict[str, Any], nodes: dict[str, ClusterNode] | None, count: int
 ) -> None:
     assert len(evaluate(pod_spec, CUSTOM, nodes=nodes)) == count
 
@@ -630,7 +623,14 @@ def run_audit(spec: SovereignRegionSpec = SPEC, **overrides: Any) -> AuditResult
         "now": NOW,
     }
     values.update(overrides)
-    return audit(spec, **values)
+    inventory = Inventory(values["bound_namespaces"], values["workloads"], values["pods"], values["pvcs"])
+    return audit(
+        prepare_region(spec, values["nodes"], values.get("region_name")),
+        inventory,
+        previous_violations=values["previous_violations"],
+        now=values["now"],
+        **({"cap": values["cap"]} if "cap" in values else {}),
+    )
 
 
 EVICTING = region(evictOutOfRegionPods=True)
@@ -639,38 +639,38 @@ EVICTING = region(evictOutOfRegionPods=True)
 @pytest.mark.parametrize(
     ("spec", "pod", "violations", "evicted"),
     [
-        (EVICTING, PodFacts("ai", "p", "eu-1", workload=("Deployment", "llm")), [], []),
-        (EVICTING, PodFacts("ai", "p", "us-1", workload=("Deployment", "llm")), ["Region"], ["p"]),
-        (EVICTING, PodFacts("ai", "p", "bare", workload=("Deployment", "llm")), ["Region"], ["p"]),
-        (SPEC, PodFacts("ai", "p", "us-1", workload=("Deployment", "llm")), ["Region"], []),
+        (EVICTING, PlacedPod("ai", "p", "eu-1", workload=("Deployment", "llm")), [], []),
+        (EVICTING, PlacedPod("ai", "p", "us-1", workload=("Deployment", "llm")), ["Region"], ["p"]),
+        (EVICTING, PlacedPod("ai", "p", "bare", workload=("Deployment", "llm")), ["Region"], ["p"]),
+        (SPEC, PlacedPod("ai", "p", "us-1", workload=("Deployment", "llm")), ["Region"], []),
         (
             region(evictOutOfRegionPods=True, enforcementMode="Warn"),
-            PodFacts("ai", "p", "us-1", workload=("Job", "j")),
+            PlacedPod("ai", "p", "us-1", workload=("Job", "j")),
             ["Region"],
             [],
         ),
         (
             region(evictOutOfRegionPods=True, enforcementMode="DryRun"),
-            PodFacts("ai", "p", "us-1", workload=("Job", "j")),
+            PlacedPod("ai", "p", "us-1", workload=("Job", "j")),
             ["Region"],
             [],
         ),
-        (EVICTING, PodFacts("ai", "p", None, phase="Pending", workload=("Deployment", "llm")), [], []),
-        (EVICTING, PodFacts("ai", "p", "", workload=("Deployment", "llm")), [], []),
-        (EVICTING, PodFacts("ai", "p", "us-1", phase="Succeeded", workload=("Job", "j")), [], []),
-        (EVICTING, PodFacts("ai", "p", "us-1", phase="Pending", workload=("Job", "j")), ["Region"], ["p"]),
-        (EVICTING, PodFacts("ai", "p", "us-1", workload=("DaemonSet", "ds")), ["Region"], []),
-        (EVICTING, PodFacts("ai", "p", "us-1", workload=None), ["Region"], []),
+        (EVICTING, PlacedPod("ai", "p", None, phase="Pending", workload=("Deployment", "llm")), [], []),
+        (EVICTING, PlacedPod("ai", "p", "", workload=("Deployment", "llm")), [], []),
+        (EVICTING, PlacedPod("ai", "p", "us-1", phase="Succeeded", workload=("Job", "j")), [], []),
+        (EVICTING, PlacedPod("ai", "p", "us-1", phase="Pending", workload=("Job", "j")), ["Region"], ["p"]),
+        (EVICTING, PlacedPod("ai", "p", "us-1", workload=("DaemonSet", "ds")), ["Region"], []),
+        (EVICTING, PlacedPod("ai", "p", "us-1", workload=None), ["Region"], []),
         (
             EVICTING,
-            PodFacts("ai", "p", "us-1", workload=("Deployment", "llm"), terminating=True),
+            PlacedPod("ai", "p", "us-1", workload=("Deployment", "llm"), terminating=True),
             ["Region"],
             [],
         ),
-        (EVICTING, PodFacts("other", "p", "us-1", workload=("Deployment", "llm")), [], []),
-        (EVICTING, PodFacts("ai", "p", "ghost", workload=("Deployment", "llm")), [], []),
-        (region(allowedGPUProducts=["A100"]), PodFacts("ai", "p", "eu-gpu", gpus=1), ["GPUProduct"], []),
-        (region(allowedGPUProducts=["A100"]), PodFacts("ai", "p", "eu-gpu", gpus=0), [], []),
+        (EVICTING, PlacedPod("other", "p", "us-1", workload=("Deployment", "llm")), [], []),
+        (EVICTING, PlacedPod("ai", "p", "ghost", workload=("Deployment", "llm")), [], []),
+        (region(allowedGPUProducts=["A100"]), PlacedPod("ai", "p", "eu-gpu", gpus=1), ["GPUProduct"], []),
+        (region(allowedGPUProducts=["A100"]), PlacedPod("ai", "p", "eu-gpu", gpus=0), [], []),
     ],
     ids=[
         "inside",
@@ -693,7 +693,7 @@ EVICTING = region(evictOutOfRegionPods=True)
     ],
 )
 def test_audit_pods(
-    spec: SovereignRegionSpec, pod: PodFacts, violations: list[str], evicted: list[str]
+    spec: SovereignRegionSpec, pod: PlacedPod, violations: list[str], evicted: list[str]
 ) -> None:
     result = run_audit(spec, pods=[pod])
     assert [v.rule for v in result.violations] == violations
@@ -706,8 +706,8 @@ def test_audit_says_what_it_could_not_judge() -> None:
     result = run_audit(
         EVICTING,
         pods=[
-            PodFacts("ai", "ghost-pod", "ghost", workload=("Deployment", "x")),
-            PodFacts("ai", "bare-pod", "us-1"),
+            PlacedPod("ai", "ghost-pod", "ghost", workload=("Deployment", "x")),
+            PlacedPod("ai", "bare-pod", "us-1"),
         ],
         pvcs=[PvcFacts("ai", "nfs", pv=PvFacts("pv-nfs"))],
     )
@@ -773,9 +773,9 @@ def test_audit_classifications_of_namespace_claims_and_workloads() -> None:
         DATA_SPEC,
         bound_namespaces=BOUND,
         workloads=[
-            WorkloadFacts("data", "Deployment", "inherits"),
-            WorkloadFacts("data", "Deployment", "own-label", template_labels={CLASS: "public"}),
-            WorkloadFacts("ai", "StatefulSet", "db", labels={CLASS: "pii"}),
+            TemplatedWorkload("data", "Deployment", "inherits"),
+            TemplatedWorkload("data", "Deployment", "own-label", template_labels={CLASS: "public"}),
+            TemplatedWorkload("ai", "StatefulSet", "db", labels={CLASS: "pii"}),
         ],
         pvcs=[PvcFacts("ai", "clean"), PvcFacts("data", "inherits"), PvcFacts("ai", "pii", {CLASS: "pii"})],
     )
@@ -792,10 +792,10 @@ def test_audit_classifications_of_namespace_claims_and_workloads() -> None:
 
 def test_audit_counts_violations_merges_per_rule_keeps_since_and_caps() -> None:
     workloads = [
-        WorkloadFacts("ai", "Deployment", f"w{i:03}", pod_spec={"nodeSelector": {REGION_LABEL: US}})
+        TemplatedWorkload("ai", "Deployment", f"w{i:03}", pod_spec={"nodeSelector": {REGION_LABEL: US}})
         for i in range(150)
-    ] + [WorkloadFacts("ai", "Deployment", "ok")]
-    pods = [PodFacts("ai", "w000-x", "us-1", workload=("Deployment", "ok"))]
+    ] + [TemplatedWorkload("ai", "Deployment", "ok")]
+    pods = [PlacedPod("ai", "w000-x", "us-1", workload=("Deployment", "ok"))]
     earlier = NOW - timedelta(days=3)
     previous = [
         SovereigntyViolation(
@@ -806,7 +806,7 @@ def test_audit_counts_violations_merges_per_rule_keeps_since_and_caps() -> None:
         ),
     ]
     merged = with_terms(term(expr(REGION_LABEL, "In", US)), nodeSelector={REGION_LABEL: US})
-    workloads[2] = WorkloadFacts("ai", "Deployment", "w002", pod_spec=merged)
+    workloads[2] = TemplatedWorkload("ai", "Deployment", "w002", pod_spec=merged)
     result = run_audit(workloads=workloads, pods=pods, previous_violations=previous, cap=100)
     assert result.violation_count == 151
     assert len(result.violations) == 100
@@ -824,8 +824,8 @@ def test_audit_ignores_what_is_not_governed() -> None:
     result = run_audit(
         DATA_SPEC,
         bound_namespaces={},
-        workloads=[WorkloadFacts("ai", "Deployment", "w", labels={CLASS: "pii"})],
-        pods=[PodFacts("ai", "p", "us-1", workload=("Deployment", "w"))],
+        workloads=[TemplatedWorkload("ai", "Deployment", "w", labels={CLASS: "pii"})],
+        pods=[PlacedPod("ai", "p", "us-1", workload=("Deployment", "w"))],
         pvcs=[PvcFacts("ai", "c", {CLASS: "pii"})],
     )
     assert (result.violation_count, result.compliant_workloads, result.violating_workloads) == (0, 0, 0)
@@ -840,7 +840,7 @@ def test_matching_node_names() -> None:
 
 
 def test_status_conditions_and_transition_times() -> None:
-    clean = run_audit(workloads=[WorkloadFacts("ai", "Deployment", "ok")])
+    clean = run_audit(workloads=[TemplatedWorkload("ai", "Deployment", "ok")])
     status = plan_region_status(
         SPEC,
         generation=3,
@@ -861,7 +861,9 @@ def test_status_conditions_and_transition_times() -> None:
     assert status.last_audit_time == NOW
 
     dirty = run_audit(
-        workloads=[WorkloadFacts("ai", "Deployment", "bad", pod_spec={"nodeSelector": {REGION_LABEL: US}})]
+        workloads=[
+            TemplatedWorkload("ai", "Deployment", "bad", pod_spec={"nodeSelector": {REGION_LABEL: US}})
+        ]
     )
     later = plan_region_status(
         SPEC,
@@ -932,7 +934,7 @@ def test_status_uses_the_object_name_and_caps_conflict_messages() -> None:
 def test_huge_label_sets_and_affinities_stay_fast() -> None:
     labels = {f"example.com/key-{i}": f"value-{i}" for i in range(10_000)}
     namespace_labels = {**labels, "sovereignty": "eu", CLASS: "public"}
-    nodes = {f"n{i}": NodeFacts(f"n{i}", {**labels, REGION_LABEL: EU if i % 2 else US}) for i in range(200)}
+    nodes = {f"n{i}": ClusterNode(f"n{i}", {**labels, REGION_LABEL: EU if i % 2 else US}) for i in range(200)}
     pod_spec = with_terms(
         *(term(*(expr(k, "In", v) for k, v in list(labels.items())[:1000])) for _ in range(10)),
         nodeSelector={**labels, REGION_LABEL: US},
@@ -950,8 +952,10 @@ def test_huge_label_sets_and_affinities_stay_fast() -> None:
     result = run_audit(
         spec,
         bound_namespaces={"ai": namespace_labels},
-        workloads=[WorkloadFacts("ai", "Deployment", f"w{i}", labels, labels, pod_spec) for i in range(20)],
-        pods=[PodFacts("ai", f"p{i}", f"n{i % 200}", workload=("Deployment", "w0")) for i in range(2000)],
+        workloads=[
+            TemplatedWorkload("ai", "Deployment", f"w{i}", labels, labels, pod_spec) for i in range(20)
+        ],
+        pods=[PlacedPod("ai", f"p{i}", f"n{i % 200}", workload=("Deployment", "w0")) for i in range(2000)],
         nodes=nodes,
     )
     elapsed = time.perf_counter() - started
@@ -986,18 +990,20 @@ def test_garbage_never_raises(pod_spec: Any) -> None:
 
 
 def test_evictions_are_sorted_and_unique() -> None:
-    pods = [PodFacts("ai", name, "us-1", workload=("Deployment", "w")) for name in ("b", "a", "c", "a")]
+    pods = [PlacedPod("ai", name, "us-1", workload=("Deployment", "w")) for name in ("b", "a", "c", "a")]
     result = run_audit(EVICTING, pods=pods)
     assert result.evictions == (PodRef("ai", "a"), PodRef("ai", "b"), PodRef("ai", "c"))
 
 
 def test_audit_scales_with_nodes_and_workloads() -> None:
-    nodes = {f"n{i}": NodeFacts(f"n{i}", {REGION_LABEL: EU if i % 2 else US}) for i in range(5000)}
+    nodes = {f"n{i}": ClusterNode(f"n{i}", {REGION_LABEL: EU if i % 2 else US}) for i in range(5000)}
     workloads = [
-        WorkloadFacts("ai", "Deployment", f"w{i}", pod_spec={"nodeName": f"n{i}", **with_terms(term(ZONE_A))})
+        TemplatedWorkload(
+            "ai", "Deployment", f"w{i}", pod_spec={"nodeName": f"n{i}", **with_terms(term(ZONE_A))}
+        )
         for i in range(5000)
     ]
-    pods = [PodFacts("ai", f"p{i}", f"n{i}", workload=("Deployment", f"w{i}")) for i in range(5000)]
+    pods = [PlacedPod("ai", f"p{i}", f"n{i}", workload=("Deployment", f"w{i}")) for i in range(5000)]
     started = time.perf_counter()
     result = run_audit(EVICTING, workloads=workloads, pods=pods, nodes=nodes)
     elapsed = time.perf_counter() - started
@@ -1020,7 +1026,7 @@ def test_region_constraints_cover_the_selector_the_legacy_label_and_known_nodes(
     assert constraints[REGION_LABEL] == [(REGION_LABEL, "In", (EU,))]
     assert constraints[LEGACY_REGION_LABEL] == [(LEGACY_REGION_LABEL, "In", (EU,))]
     custom = region(nodeSelector={"matchLabels": {"pool": "sovereign"}})
-    nodes = {"x": NodeFacts("x", {"pool": "sovereign", REGION_LABEL: "eu-central-1"})}
+    nodes = {"x": ClusterNode("x", {"pool": "sovereign", REGION_LABEL: "eu-central-1"})}
     widened = region_constraints(custom, nodes)
     assert widened["pool"] == [("pool", "In", ("sovereign",))]
     assert widened[REGION_LABEL] == [(REGION_LABEL, "In", ("eu-central-1", EU))]

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import kopf
-from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from finops_operator import metrics
@@ -29,7 +28,7 @@ from finops_operator.api.edgefleet import EdgeFleet, EdgeFleetSpec, EdgeFleetSta
 from finops_operator.api.finopspolicy import FinOpsPolicy
 from finops_operator.handlers.execution import read_status, reconcile_in_thread
 from finops_operator.handlers.status import RecentWrites, write_status
-from finops_operator.kube import KubeClient
+from finops_operator.kube import ApiException, KubeClient
 from finops_operator.planners.fleet import (
     FLEET_LABEL,
     REVISION_LABEL,

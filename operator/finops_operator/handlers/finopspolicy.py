@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import kopf
-from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from finops_operator import metrics
@@ -20,7 +19,7 @@ from finops_operator.api.finopspolicy import FinOpsPolicy, FinOpsPolicyStatus
 from finops_operator.handlers.execution import read_status, reconcile_in_thread
 from finops_operator.handlers.prediction import ForecasterCache, predict
 from finops_operator.handlers.status import RecentWrites, write_status
-from finops_operator.kube import KubeClient
+from finops_operator.kube import ApiException, KubeClient
 from finops_operator.planners.bounds import POLICY_LABEL, HpaFacts
 from finops_operator.planners.budget import WorkloadFacts, restore
 from finops_operator.planners.caps import PodTemplateFacts, admit_deployment

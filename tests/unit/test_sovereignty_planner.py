@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import copy
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -931,7 +930,8 @@ def test_status_uses_the_object_name_and_caps_conflict_messages() -> None:
 # ------------------------------------------------------------------------------------ hostile / scale
 
 
-def test_huge_label_sets_and_affinities_stay_fast() -> None:
+def test_huge_label_sets_and_affinities_are_judged_in_full() -> None:
+    """How long this takes is measured by benchmarks/sovereignty_audit.py."""
     labels = {f"example.com/key-{i}": f"value-{i}" for i in range(10_000)}
     namespace_labels = {**labels, "sovereignty": "eu", CLASS: "public"}
     nodes = {f"n{i}": ClusterNode(f"n{i}", {**labels, REGION_LABEL: EU if i % 2 else US}) for i in range(200)}
@@ -940,7 +940,6 @@ def test_huge_label_sets_and_affinities_stay_fast() -> None:
         nodeSelector={**labels, REGION_LABEL: US},
     )
     spec = region(allowedDataClassifications=["public"], allowedGPUProducts=["A100"])
-    started = time.perf_counter()
     assert bound_regions(namespace_labels, {f"r{i}": spec for i in range(100)}) == sorted(
         f"r{i}" for i in range(100)
     )
@@ -958,10 +957,8 @@ def test_huge_label_sets_and_affinities_stay_fast() -> None:
         pods=[PlacedPod("ai", f"p{i}", f"n{i % 200}", workload=("Deployment", "w0")) for i in range(2000)],
         nodes=nodes,
     )
-    elapsed = time.perf_counter() - started
     assert [f.rule for f in findings] == ["Region"] and changed
     assert result.violation_count == 20 + 1000
-    assert elapsed < 5, elapsed
 
 
 @pytest.mark.parametrize(
@@ -996,6 +993,7 @@ def test_evictions_are_sorted_and_unique() -> None:
 
 
 def test_audit_scales_with_nodes_and_workloads() -> None:
+    """How long this takes is measured by benchmarks/sovereignty_audit.py."""
     nodes = {f"n{i}": ClusterNode(f"n{i}", {REGION_LABEL: EU if i % 2 else US}) for i in range(5000)}
     workloads = [
         TemplatedWorkload(
@@ -1004,16 +1002,13 @@ def test_audit_scales_with_nodes_and_workloads() -> None:
         for i in range(5000)
     ]
     pods = [PlacedPod("ai", f"p{i}", f"n{i}", workload=("Deployment", f"w{i}")) for i in range(5000)]
-    started = time.perf_counter()
     result = run_audit(EVICTING, workloads=workloads, pods=pods, nodes=nodes)
-    elapsed = time.perf_counter() - started
     assert (result.matching_nodes, result.violating_workloads, result.compliant_workloads) == (
         2500,
         2500,
         2500,
     )
     assert result.violation_count == 5000 and len(result.evictions) == 2500
-    assert elapsed < 5, elapsed
 
 
 # ---------------------------------------------------------------------------------------------- constraints

@@ -37,9 +37,9 @@ sys.path.insert(0, str(REPO / "operator"))
 from finops_operator.api.edgefleet import EdgeFleetSpec, EdgeFleetStatus  # noqa: E402
 from finops_operator.planners.fleet import (  # noqa: E402
     FleetObservation,
-    NodeFacts,
     RevisionContent,
     SiteFacts,
+    SiteNode,
     SiteWorkload,
     plan_fleet,
     revision_of,
@@ -149,7 +149,7 @@ def fleet_of(count: int) -> dict[str, SiteFacts]:
     sites = {}
     for i in range(count):
         name = f"store-{i:04d}"
-        node = NodeFacts(f"{name}-node", {"finops.dev/edge": "true", "finops.dev/site": name}, True, T0)
+        node = SiteNode(f"{name}-node", {"finops.dev/edge": "true", "finops.dev/site": name}, True, T0)
         sites[name] = SiteFacts(name, (node,), True, T0)
     return sites
 

@@ -22,18 +22,18 @@ from finops_operator.planners.fleet import (
     FleetObservation,
     FleetPlan,
     FleetReason,
-    NodeFacts,
     RevisionContent,
     SiteFacts,
+    SiteNode,
     SiteWorkload,
     deployment_name,
     desired_deployment,
     discover_sites,
     label_value,
-    node_facts,
     plan_fleet,
     revision_content,
     revision_of,
+    site_node,
     site_workload,
     wave_size,
     wave_steps,
@@ -67,7 +67,7 @@ def make_spec(**overrides: Any) -> EdgeFleetSpec:
 
 
 def site(name: str, online: bool = True, labels: dict[str, str] | None = None) -> SiteFacts:
-    node = NodeFacts(
+    node = SiteNode(
         f"{name}-node", {"finops.dev/site": name, **(labels or {})}, online, T0 - timedelta(days=1)
     )
     return SiteFacts(name, (node,), online, node.ready_since if online else None)
@@ -208,12 +208,12 @@ def test_discover_sites_groups_selected_nodes_by_site_label() -> None:
     spec = make_spec(hardwareProfiles=[{"name": "npu", "nodeLabels": {"acc": "npu"}}])
     edge = {"finops.dev/edge": "true"}
     nodes = [
-        NodeFacts("b-1", {**edge, "finops.dev/site": "b", "acc": "npu"}, ready=False),
-        NodeFacts("a-2", {**edge, "finops.dev/site": "a"}, ready=False),
-        NodeFacts("a-1", {**edge, "finops.dev/site": "a"}, ready=True, ready_since=T0),
-        NodeFacts("c-1", {"finops.dev/site": "c"}),  # not in the fleet
-        NodeFacts("x-1", edge),  # no site label
-        NodeFacts("y-1", {**edge, "finops.dev/site": ""}),  # empty site value
+        SiteNode("b-1", {**edge, "finops.dev/site": "b", "acc": "npu"}, ready=False),
+        SiteNode("a-2", {**edge, "finops.dev/site": "a"}, ready=False),
+        SiteNode("a-1", {**edge, "finops.dev/site": "a"}, ready=True, ready_since=T0),
+        SiteNode("c-1", {"finops.dev/site": "c"}),  # not in the fleet
+        SiteNode("x-1", edge),  # no site label
+        SiteNode("y-1", {**edge, "finops.dev/site": ""}),  # empty site value
     ]
     sites = discover_sites(nodes, spec)
     assert list(sites) == ["a", "b"]
@@ -232,7 +232,7 @@ def test_hardware_profile_needs_every_node_and_first_match_wins() -> None:
         ]
     )
     edge = {"finops.dev/edge": "true", "finops.dev/site": "s"}
-    mixed = [NodeFacts("1", {**edge, "acc": "npu"}), NodeFacts("2", {**edge, "acc": "gpu"})]
+    mixed = [SiteNode("1", {**edge, "acc": "npu"}), SiteNode("2", {**edge, "acc": "gpu"})]
     assert discover_sites(mixed, spec)["s"].profile == "any"
     assert discover_sites(mixed[:1], spec)["s"].profile == "npu"
 
@@ -244,7 +244,7 @@ def test_node_and_deployment_facts_from_api_objects() -> None:
             "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-22T09:00:00Z"}]
         },
     }
-    assert node_facts(node) == NodeFacts("n1", {"a": "b"}, True, datetime(2026, 11, 22, 9, tzinfo=UTC))
+    assert site_node(node) == SiteNode("n1", {"a": "b"}, True, datetime(2026, 11, 22, 9, tzinfo=UTC))
     deployment: dict[str, Any] = {
         "metadata": {
             "generation": 3,

@@ -1,7 +1,7 @@
 """EdgeFleet handlers: index nodes, site Deployments, stored revisions and FinOpsPolicy selectors, and
 reconcile each fleet on a timer (level-triggered) and on spec changes: observe, plan, apply, report.
 
-Decisions live in ``planners/fleet.py``; this module only gathers facts and makes the plan real.
+Decisions live in ``planners/fleet/``; this module only gathers facts and makes the plan real.
 Revision contents are stored in apps/v1 ControllerRevisions owned by the fleet (as Deployments and
 StatefulSets do), so a rollback re-renders exactly what ran before, even after an operator restart.
 """
@@ -37,18 +37,18 @@ from finops_operator.planners.fleet import (
     FleetEvent,
     FleetObservation,
     FleetPlan,
-    NodeFacts,
     RevisionContent,
+    SiteNode,
     SiteWorkload,
     deployment_name,
     desired_deployment,
     discover_sites,
     label_value,
-    node_facts,
     plan_fleet,
     revision_content,
     revision_object_name,
     revision_of,
+    site_node,
     site_workload,
 )
 from finops_operator.settings import Settings
@@ -129,8 +129,8 @@ def _register_indexes(registry: kopf.OperatorRegistry) -> None:
     """Watch-fed views, so a reconcile never LISTs nodes or Deployments."""
 
     @kopf.index("", "v1", "nodes", id="edgefleet_nodes", registry=registry)
-    def edgefleet_nodes(name: str, body: kopf.Body, **_: Any) -> dict[str, NodeFacts]:
-        return {name: node_facts(body)}
+    def edgefleet_nodes(name: str, body: kopf.Body, **_: Any) -> dict[str, SiteNode]:
+        return {name: site_node(body)}
 
     @kopf.index(
         "apps",
@@ -187,7 +187,7 @@ def _register_indexes(registry: kopf.OperatorRegistry) -> None:
 class FleetSnapshot:
     """Copies of the Kopf indexes for one fleet, taken on the event loop for the handler thread."""
 
-    nodes: tuple[NodeFacts, ...]
+    nodes: tuple[SiteNode, ...]
     deployments: tuple[SiteDeployment, ...]
     revisions: tuple[StoredRevision, ...]
     policy_labels: Mapping[str, str] | None
@@ -196,7 +196,7 @@ class FleetSnapshot:
 
 def take_snapshot(namespace: str, name: str, kwargs: Mapping[str, Any]) -> FleetSnapshot:
     key = (namespace, label_value(name))
-    nodes: kopf.Index[str, NodeFacts] = kwargs["edgefleet_nodes"]
+    nodes: kopf.Index[str, SiteNode] = kwargs["edgefleet_nodes"]
     reference = (kwargs.get("spec") or {}).get("finOpsPolicyRef") or {}
     policies = kwargs["edgefleet_policy_labels"].get((namespace, reference.get("name", "")), [])
     return FleetSnapshot(

@@ -29,11 +29,11 @@ from finops_operator.planners.sovereignty import (
     namespace_conflict_decision,
     parse_spec,
     plan_region_status,
-    pod_template,
     region_match_expressions,
     required_node_affinity,
     resolve_namespace_bindings,
 )
+from finops_operator.workloads.templates import pod_template
 
 NOW = datetime(2026, 11, 22, 10, 30, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=10)

@@ -30,7 +30,6 @@ from finops_operator.api.finopspolicy import FinOpsPolicy
 from finops_operator.handlers.execution import read_status, reconcile_in_thread
 from finops_operator.handlers.status import RecentWrites, write_status
 from finops_operator.kube import KubeClient
-from finops_operator.planners.budget import ANNOTATION_REPLICA_CAP, ANNOTATION_SCALED_BY
 from finops_operator.planners.fleet import (
     FLEET_LABEL,
     REVISION_LABEL,
@@ -53,6 +52,7 @@ from finops_operator.planners.fleet import (
 )
 from finops_operator.settings import Settings
 from finops_operator.telemetry import prometheus
+from finops_operator.workloads.annotations import POLICY_SCALING_ANNOTATIONS
 
 PLURAL = EdgeFleet.meta.plural
 KIND = "EdgeFleet"
@@ -64,7 +64,6 @@ spec still asks for it (an annotation, because the status schema prunes unknown 
 APPLIED_HASH_ANNOTATION = "finops.dev/applied-hash"
 """Hash of the manifest the operator last applied: a removed field changes it, so drift is seen."""
 SITE_LABEL_ON_WORKLOAD = "finops.dev/site"
-POLICY_SCALING_ANNOTATIONS = (ANNOTATION_SCALED_BY, ANNOTATION_REPLICA_CAP)
 
 
 # --- what the indexes hold ---------------------------------------------------------------------------

@@ -60,10 +60,12 @@ from finops_operator.planners.sovereignty import (
     namespace_conflict_decision,
     parse_spec,
     plan_region_status,
-    pod_template,
     resolve_namespace_bindings,
 )
 from finops_operator.settings import Settings
+from finops_operator.workloads.owners import workload_owner
+from finops_operator.workloads.resources import gpus_in_pod_spec
+from finops_operator.workloads.templates import MUTABLE_TEMPLATE_KINDS, POD_TEMPLATE_PATHS, pod_template
 
 PLURAL = SovereignRegion.meta.plural
 KIND = "SovereignRegion"
@@ -74,8 +76,6 @@ MAX_REPAIRS_PER_AUDIT = 10
 MAX_EVENTS_PER_AUDIT = 10
 AUDIT_HEARTBEAT = timedelta(minutes=5)
 """lastAuditTime alone is rewritten at most this often, so a quiet cluster sees no status writes."""
-REPAIRABLE = frozenset({"Deployment", "StatefulSet", "DaemonSet", "CronJob"})
-"""Kinds whose pod template may change after creation (a Job's template is immutable)."""
 
 WORKLOAD_RESOURCES: tuple[tuple[str, str, str, str], ...] = (
     ("apps", "v1", "deployments", "Deployment"),
@@ -134,19 +134,6 @@ def _gpu_resources(container: Mapping[str, Any]) -> dict[str, Any]:
         if GPU_RESOURCE in (resources.get(kind) or {})
     }
     return {"resources": kept} if kept else {}
-
-
-def _owner_workload(owners: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) -> tuple[str, str] | None:
-    """The top-level workload of a pod: a ReplicaSet's Deployment is recovered from pod-template-hash."""
-    for owner in owners:
-        if not owner.get("controller"):
-            continue
-        kind, name = str(owner.get("kind", "")), str(owner.get("name", ""))
-        suffix = "-" + labels.get("pod-template-hash", "\x00")
-        if kind == "ReplicaSet" and name.endswith(suffix):
-            return "Deployment", name[: -len(suffix)]
-        return kind, name
-    return None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -248,18 +235,14 @@ def _register_indexes(registry: kopf.OperatorRegistry) -> None:
         phase = str(status.get("phase") or "Pending")
         if phase in ("Succeeded", "Failed"):
             return None
-        gpus = 0
-        for container in spec.get("containers") or []:
-            value = ((container.get("resources") or {}).get("limits") or {}).get(GPU_RESOURCE)
-            gpus += int(value) if isinstance(value, int | str) and str(value).isdigit() else 0
         return {
             namespace or "": PodFacts(
                 namespace=namespace or "",
                 name=name,
                 node_name=spec.get("nodeName"),
                 phase=phase,
-                gpus=gpus,
-                workload=_owner_workload(meta.get("ownerReferences") or [], labels),
+                gpus=gpus_in_pod_spec(spec),
+                workload=workload_owner(meta.get("ownerReferences"), labels),
                 terminating=bool(meta.get("deletionTimestamp")),
             )
         }
@@ -525,7 +508,7 @@ def _repair(
     }
     repaired = 0
     for workload in snapshot.workloads:
-        if workload.kind not in REPAIRABLE or repaired >= MAX_REPAIRS_PER_AUDIT:
+        if workload.kind not in MUTABLE_TEMPLATE_KINDS or repaired >= MAX_REPAIRS_PER_AUDIT:
             continue
         merged, changed = merge_required_affinity(workload.pod_spec, region)
         if not changed or _findings(workload, region, name, snapshot):
@@ -740,13 +723,6 @@ def _review(
     )
 
 
-_TEMPLATE_PATHS: Mapping[str, tuple[str, ...]] = {
-    "Pod": (),
-    "CronJob": ("spec", "jobTemplate", "spec", "template"),
-    **dict.fromkeys(("Deployment", "StatefulSet", "DaemonSet", "Job"), ("spec", "template")),
-}
-
-
 def _admit(
     *, kind: str, patch: kopf.Patch, warnings: list[str], logger: logging.Logger, **kwargs: Any
 ) -> None:
@@ -784,6 +760,6 @@ def _admit(
     if not changed:
         return
     target: Any = patch
-    for part in (*_TEMPLATE_PATHS[kind], "spec"):
+    for part in (*POD_TEMPLATE_PATHS[kind], "spec"):
         target = target.setdefault(part, {})
     target["affinity"] = merged["affinity"]

@@ -17,7 +17,6 @@ from typing import Any
 
 from finops_operator.api.common import (
     GPU_PRODUCT_LABEL,
-    GPU_RESOURCE,
     ConditionStatus,
     EnforcementMode,
     LabelSelector,
@@ -30,6 +29,7 @@ from finops_operator.api.sovereignregion import (
     SovereigntyViolation,
 )
 from finops_operator.planners.labelselectors import selector_matches
+from finops_operator.workloads.resources import gpus_in_pod_spec
 
 LEGACY_REGION_LABEL = "failure-domain.beta.kubernetes.io/region"
 ZONE_LABEL = "topology.kubernetes.io/zone"
@@ -47,18 +47,6 @@ MAX_NOTES = 100
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 NEVER_EVICTED_KINDS = frozenset({"DaemonSet", "Node"})
 """DaemonSet pods come back on the same node, static pods cannot be evicted: evicting them only churns."""
-
-POD_TEMPLATE_PATHS: Mapping[str, tuple[str, ...]] = {
-    "Pod": (),
-    "Deployment": ("spec", "template"),
-    "StatefulSet": ("spec", "template"),
-    "DaemonSet": ("spec", "template"),
-    "ReplicaSet": ("spec", "template"),
-    "ReplicationController": ("spec", "template"),
-    "Job": ("spec", "template"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template"),
-}
-"""Where each workload kind keeps its pod template (metadata + spec); () means the object is the pod."""
 
 
 class Rule:
@@ -286,26 +274,6 @@ def _parse_reqs(expressions: object) -> list[_Req]:
         values = tuple(str(v) for v in _list(expr.get("values")))
         reqs.append((str(key), str(expr.get("operator", "")), values))
     return reqs
-
-
-def _gpus_requested(pod_spec: Mapping[str, Any]) -> int:
-    """GPUs a pod asks for (limit, else request, per container; init containers run first, so the
-    larger of their maximum and the sum). Kept here, tolerant of malformed specs, so this planner does
-    not depend on the FinOpsPolicy planner."""
-
-    def gpus(container: object) -> int:
-        resources = _mapping(_mapping(container).get("resources"))
-        value = _mapping(resources.get("limits")).get(GPU_RESOURCE)
-        if value is None:
-            value = _mapping(resources.get("requests")).get(GPU_RESOURCE)
-        try:
-            return max(int(str(value)), 0) if value is not None else 0
-        except ValueError:
-            return 0
-
-    regular = sum(gpus(c) for c in _list(pod_spec.get("containers")))
-    init = max((gpus(c) for c in _list(pod_spec.get("initContainers"))), default=0)
-    return max(regular, init)
 
 
 def _required_terms(node_affinity_holder: Mapping[str, Any]) -> list[Any]:
@@ -715,7 +683,7 @@ def _gpu_findings(subject: _Subject, pod_spec: Mapping[str, Any]) -> list[Findin
                     )
                 )
     node_name, nodes = pod_spec.get("nodeName"), subject.region.nodes
-    if nodes and isinstance(node_name, str) and node_name in nodes and _gpus_requested(pod_spec) > 0:
+    if nodes and isinstance(node_name, str) and node_name in nodes and gpus_in_pod_spec(pod_spec) > 0:
         product = _label(nodes[node_name].labels, GPU_PRODUCT_LABEL)
         if product is not None and product not in allowed:
             findings.append(
@@ -808,18 +776,6 @@ def _evaluate(
         *_gpu_findings(subject, spec),
         *_classification_findings(subject, sources),
     ]
-
-
-def pod_template(kind: str, body: Mapping[str, Any]) -> tuple[Mapping[str, str], Mapping[str, Any]] | None:
-    """(template labels, pod spec) of a workload object as the API server sends it, or None when the
-    kind carries no pod template."""
-    path = POD_TEMPLATE_PATHS.get(kind)
-    if path is None:
-        return None
-    node: Mapping[str, Any] = body
-    for part in path:
-        node = _mapping(node.get(part))
-    return _mapping(_mapping(node.get("metadata")).get("labels")), _mapping(node.get("spec"))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -19,10 +19,10 @@ from finops_operator.planners.fleet import (
     REVISION_LABEL,
     UPDATED_AT_ANNOTATION,
     FleetEventReason,
-    FleetObservation,
-    FleetPlan,
     FleetReason,
     RevisionContent,
+    RolloutObservation,
+    RolloutPlan,
     SiteFacts,
     SiteNode,
     SiteWorkload,
@@ -30,7 +30,7 @@ from finops_operator.planners.fleet import (
     desired_deployment,
     discover_sites,
     label_value,
-    plan_fleet,
+    plan_rollout,
     revision_content,
     revision_of,
     site_node,
@@ -103,8 +103,8 @@ class Sim:
         sim.run_until(lambda s: s.status.stable_revision is not None and s.all_ready())
         return sim
 
-    def observe(self) -> FleetObservation:
-        return FleetObservation(
+    def observe(self) -> RolloutObservation:
+        return RolloutObservation(
             generation=self.generation,
             current_status=self.status,
             sites=dict(self.sites),
@@ -124,9 +124,9 @@ class Sim:
             elif not healthy and workload.ready:
                 self.workloads[name] = replace(workload, ready=False, ready_since=None)
 
-    def step(self) -> FleetPlan:
+    def step(self) -> RolloutPlan:
         self.settle()
-        plan = plan_fleet(self.spec, self.observe(), self.now)
+        plan = plan_rollout(self.spec, self.observe(), self.now)
         self.status = plan.status
         self.failed_revision = plan.failed_revision
         self.contents.update(plan.revisions_to_store)
@@ -474,7 +474,7 @@ def test_soak_gates_the_next_wave(ready_for: int, wave: int) -> None:
         workloads[name] = SiteWorkload(new, True, ready_since, ready_since - timedelta(seconds=30))
     status = EdgeFleetStatus(current_revision=new, stable_revision=old, current_wave=1)
     contents = {old: revision_content(make_spec())}
-    plan = plan_fleet(spec, FleetObservation(1, status, sites, workloads, contents), T0)
+    plan = plan_rollout(spec, RolloutObservation(1, status, sites, workloads, contents), T0)
     assert plan.status.current_wave == wave
     assert sum(a.revision == new for a in plan.workloads_to_apply) == (2 if wave == 1 else 10)
     if wave == 1:
@@ -549,7 +549,7 @@ def test_offline_site_keeps_its_revision_and_catches_up_when_back() -> None:
     sim.now += timedelta(hours=5)
     back = site("store-009")
     sim.sites["store-009"] = replace(back, online_since=sim.now)
-    plan = plan_fleet(sim.spec, sim.observe(), sim.now)
+    plan = plan_rollout(sim.spec, sim.observe(), sim.now)
     assert plan.status.sites_failed == 0
     assert condition(plan.status, "Ready") == (ConditionStatus.FALSE, FleetReason.SITES_NOT_READY)
     assert next(a for a in plan.workloads_to_apply if a.site == "store-009").revision == new
@@ -803,10 +803,10 @@ def test_planning_is_idempotent_and_a_fixpoint() -> None:
         sim.step()
     sim.settle()
     observation = sim.observe()
-    first, second = plan_fleet(sim.spec, observation, sim.now), plan_fleet(sim.spec, observation, sim.now)
+    first, second = plan_rollout(sim.spec, observation, sim.now), plan_rollout(sim.spec, observation, sim.now)
     assert first == second
     # Feeding the plan back before anything changed in the cluster changes nothing more.
-    again = plan_fleet(sim.spec, replace(observation, current_status=first.status), sim.now)
+    again = plan_rollout(sim.spec, replace(observation, current_status=first.status), sim.now)
     assert again.status == first.status and again.workloads_to_apply == first.workloads_to_apply
     assert again.events == ()
 
@@ -830,7 +830,7 @@ def test_rollout_proceeds_when_the_stable_content_is_unknown() -> None:
         current_revision="zzz",
     )
     spec = make_spec()
-    plan = plan_fleet(spec, FleetObservation(1, previous, {"a": site("a")}), T0)
+    plan = plan_rollout(spec, RolloutObservation(1, previous, {"a": site("a")}), T0)
     # The stable content is unknown: the new revision is rolled out, nothing can be rolled back to.
     assert plan.status.current_wave == 1 and plan.workloads_to_apply[0].revision == revision_of(spec)
 

@@ -1,134 +1,61 @@
-"""The EdgeFleet plan: from the spec, what was observed and ``now``, which revision every site runs,
-which Deployments go away, what the status says and which events to post. Pure: nothing is read from
-a cluster or a clock, and the same inputs always give the same plan.
-"""
+"""``plan_fleet``: one EdgeFleet reconcile decided from the spec, the observation and ``now``: the
+rollout, the writes it needs, the status and the events. Pure."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from finops_operator.api.edgefleet import EdgeFleetSpec, EdgeFleetStatus
-from finops_operator.planners.fleet.observation import FleetObservation
-from finops_operator.planners.fleet.reasons import FleetEvent, FleetEventReason, listed
-from finops_operator.planners.fleet.revisions import RevisionContent, revision_content
-from finops_operator.planners.fleet.rollout import Rollout, advance, failing_sites, first_deployment
-from finops_operator.planners.fleet.status import fleet_status
+from finops_operator.planners.fleet.decision import plan_rollout
+from finops_operator.planners.fleet.health import health_verdict
+from finops_operator.planners.fleet.observation import FleetObservation, RolloutObservation
+from finops_operator.planners.fleet.reasons import FleetEventReason
+from finops_operator.planners.fleet.sites import discover_sites
+from finops_operator.planners.fleet.writes import plan_writes
+from finops_operator.planners.plan import Event, Plan
 
 
-@dataclass(frozen=True)
-class WorkloadApply:
-    """One site's desired Deployment: render with :func:`desired_deployment` and apply."""
-
-    site: str
-    revision: str
-    updated_at: datetime
-    """Kept from the observed Deployment when its revision does not change, else ``now``."""
-
-
-@dataclass(frozen=True)
-class FleetPlan:
-    status: EdgeFleetStatus
-    workloads_to_apply: tuple[WorkloadApply, ...] = ()
-    """Every existing site, sorted by name (applying an unchanged manifest is a no-op); only a site
-    whose revision's stored content was lost is left out, and left as it is."""
-    workloads_to_delete: tuple[str, ...] = ()
-    """Sites whose Deployment must go: the site no longer exists."""
-    events: tuple[FleetEvent, ...] = ()
-    revisions_to_store: Mapping[str, RevisionContent] = field(default_factory=dict)
-    """Content to persist before applying any workload: the rollback target of the next rollout."""
-    revisions_to_keep: frozenset[str] = frozenset()
-    """Stored revisions still needed (history, stable, in use); the handler may delete the rest."""
-    failed_revision: str | None = None
-    """See :attr:`FleetObservation.failed_revision`."""
+def policy_events(spec: EdgeFleetSpec, observed: FleetObservation) -> tuple[Event, ...]:
+    """A warning when the referenced FinOpsPolicy does not exist, and has not on the previous
+    reconcile either: a first absence may be a policy the index has not loaded yet."""
+    reference = spec.fin_ops_policy_ref
+    if reference is None or observed.policy_labels is not None or not observed.policy_missing_before:
+        return ()
+    message = f"FinOpsPolicy {reference.name} not found"
+    return (Event("Warning", FleetEventReason.POLICY_NOT_FOUND, message),)
 
 
-def _site_events(
-    observed: FleetObservation, names: Sequence[str], removed: Sequence[str]
-) -> list[FleetEvent]:
-    added = [s for s in names if s not in observed.site_workloads]
-    events: list[FleetEvent] = []
-    if added:
-        events.append(
-            FleetEvent("Normal", FleetEventReason.SITES_ADDED, f"{len(added)} new site(s): {listed(added)}")
-        )
-    if removed:
-        events.append(
-            FleetEvent(
-                "Normal", FleetEventReason.SITES_REMOVED, f"{len(removed)} site(s) gone: {listed(removed)}"
-            )
-        )
-    return events
-
-
-def _applies(run: Rollout, spec_revision: str) -> tuple[WorkloadApply, ...]:
-    """Every site's desired Deployment. A revision whose stored content was lost cannot be rendered:
-    a site already running something is then left as it is, a site without a workload gets the
-    spec's revision (unless that is the one rolled back)."""
-    applies = []
-    for site in run.names:
-        revision = run.desired[site]
-        workload = run.observed.site_workloads.get(site)
-        if revision not in run.contents:
-            if workload is not None or spec_revision == run.failed_revision:
-                continue
-            revision = spec_revision
-        updated_at = run.now
-        if workload is not None and workload.revision == revision and workload.updated_at is not None:
-            updated_at = workload.updated_at
-        applies.append(WorkloadApply(site, revision, updated_at))
-    return tuple(applies)
-
-
-def plan_fleet(spec: EdgeFleetSpec, observed: FleetObservation, now: datetime) -> FleetPlan:
-    """Decide every site's revision, the wave, rollback and status. Pure: same inputs, same plan.
-
-    - No stable revision yet (first deployment): see :func:`first_deployment`.
-    - Stable equals target: every site (new ones too) runs it.
-    - Otherwise a rollout in waves; see :func:`advance`. While paused, no site is moved forward and
-      no wave passes, but automatic rollback still happens: pausing must never make a failing
-      rollout less safe (set maxFailedSitesPercent to 100 to keep failing sites for debugging).
-    - A revision rolled back is not retried while the spec still asks for it: the fleet stays on
-      the stable revision, Degraded=True RolledBack, until the spec changes.
-    """
-    spec_content = revision_content(spec)
-    spec_revision = spec_content.revision
-    contents = {**observed.revision_contents, spec_revision: spec_content}
-    stable = observed.current_status.stable_revision
-    failed_revision = observed.failed_revision if observed.failed_revision == spec_revision else None
-    if stable is None:
-        failed_revision = None  # nothing to hold on to: keep deploying the spec
-    target = stable if stable is not None and failed_revision is not None else spec_revision
-    run = Rollout(
-        spec=spec,
-        observed=observed,
-        now=now,
-        target=target,
-        stable=stable,
-        contents=contents,
-        names=sorted(observed.sites),
-        failing=failing_sites(observed, spec, now),
-        current=target,
-        failed_revision=failed_revision,
+def plan_fleet(spec: EdgeFleetSpec, observed: FleetObservation, now: datetime) -> Plan[EdgeFleetStatus]:
+    """Everything one reconcile of a fleet does. Only what the fleet owns is acted on: Deployments
+    and stored revisions are matched by owner UID."""
+    status = observed.current_status
+    owned = [d for d in observed.deployments if observed.uid in d.owners and d.site]
+    contents = {
+        r.revision: r.content
+        for r in observed.revisions
+        if observed.uid in r.owners and r.content is not None
+    }
+    sites = discover_sites(observed.nodes, spec)
+    health_ok, health_error = health_verdict(observed.health)
+    rollout = plan_rollout(
+        spec,
+        RolloutObservation(
+            generation=observed.generation,
+            current_status=status,
+            sites=sites,
+            site_workloads={d.site: d.workload for d in owned},
+            revision_contents=contents,
+            health_ok=health_ok,
+            health_error=health_error,
+            failed_revision=status.failed_revision,
+        ),
+        now,
     )
-    if stable is None:
-        first_deployment(run)
-    elif stable == target:
-        run.desired = dict.fromkeys(run.names, target)
-    else:
-        advance(run)
-
-    removed = sorted(s for s in observed.site_workloads if s not in observed.sites)
-    status = fleet_status(run, spec_revision)
-    in_use = {run.current, *(r for r in (run.stable, target) if r is not None), *run.desired.values()}
-    store = {spec_revision: spec_content} if spec_revision in in_use - set(observed.revision_contents) else {}
-    return FleetPlan(
-        status=status,
-        workloads_to_apply=_applies(run, spec_revision),
-        workloads_to_delete=tuple(removed),
-        events=(*_site_events(observed, run.names, removed), *run.events),
-        revisions_to_store=store,
-        revisions_to_keep=frozenset(in_use | {r.revision for r in status.revisions}),
-        failed_revision=run.failed_revision,
+    return Plan(
+        status=rollout.status.model_copy(update={"failed_revision": rollout.failed_revision}),
+        events=(
+            *policy_events(spec, observed),
+            *(Event(e.type, e.reason, e.message) for e in rollout.events),
+        ),
+        intents=plan_writes(spec, observed, sites=sites, owned=owned, contents=contents, rollout=rollout),
     )

@@ -37,6 +37,7 @@ class FleetEventReason:
     ROLLBACK_UNAVAILABLE = "RollbackUnavailable"
     SITES_ADDED = "SitesAdded"
     SITES_REMOVED = "SitesRemoved"
+    POLICY_NOT_FOUND = "PolicyNotFound"
 
 
 class FleetEvent(NamedTuple):

@@ -10,8 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from finops_operator.api.edgefleet import EdgeFleetSpec, HardwareProfile, RevisionRecord
-from finops_operator.planners.fleet.names import REVISION_HASH_LENGTH
+from finops_operator.planners.fleet.names import REVISION_HASH_LENGTH, REVISION_LABEL
+from finops_operator.planners.fleet.sites import owner_uids
 
 
 @dataclass(frozen=True)
@@ -74,3 +77,29 @@ def revision_history(
         )
         history = [record, *(r for r in history if r.revision != target)]
     return history[: spec.revision_history_limit]
+
+
+@dataclass(frozen=True)
+class StoredRevision:
+    """A ControllerRevision holding one revision's content."""
+
+    name: str
+    revision: str
+    number: int
+    owners: frozenset[str]
+    content: RevisionContent | None
+    """None when the stored data is unreadable or does not hash to its label (never trusted)."""
+
+
+def stored_revision(body: Mapping[str, Any]) -> StoredRevision:
+    """StoredRevision from a ControllerRevision as the API server returns it."""
+    metadata = body.get("metadata") or {}
+    revision = str((metadata.get("labels") or {}).get(REVISION_LABEL, ""))
+    try:
+        content: RevisionContent | None = RevisionContent.from_data(body.get("data") or {})
+    except (KeyError, TypeError, ValidationError):
+        content = None
+    if content is not None and content.revision != revision:
+        content = None
+    number = int(body.get("revision") or 0)
+    return StoredRevision(str(metadata.get("name", "")), revision, number, owner_uids(metadata), content)

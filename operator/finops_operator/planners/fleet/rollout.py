@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from finops_operator.api.conditions import ConditionType, find
 from finops_operator.api.edgefleet import EdgeFleetSpec
-from finops_operator.planners.fleet.observation import FleetObservation
+from finops_operator.planners.fleet.observation import RolloutObservation
 from finops_operator.planners.fleet.reasons import (
     MAX_LISTED_SITES,
     FleetEvent,
@@ -40,7 +40,7 @@ class Rollout:
     """Working state of one planning pass (mutable scratch, never returned)."""
 
     spec: EdgeFleetSpec
-    observed: FleetObservation
+    observed: RolloutObservation
     now: datetime
     target: str
     stable: str | None
@@ -65,7 +65,7 @@ class Rollout:
         return self.observed.sites[site].online
 
 
-def failing_sites(observed: FleetObservation, spec: EdgeFleetSpec, now: datetime) -> dict[str, str]:
+def failing_sites(observed: RolloutObservation, spec: EdgeFleetSpec, now: datetime) -> dict[str, str]:
     """Online sites not Ready ``waveTimeoutSeconds`` after their update, with why. The clock starts
     at the later of the update and the site coming online, so a site returning from an outage gets
     the full timeout to start its pods."""

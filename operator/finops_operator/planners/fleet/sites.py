@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from finops_operator.api.edgefleet import EdgeFleetSpec, HardwareProfile
+from finops_operator.api.edgefleet import SITE_LABEL, EdgeFleetSpec, HardwareProfile
 from finops_operator.planners.fleet.names import REVISION_LABEL, UPDATED_AT_ANNOTATION
 from finops_operator.planners.labelselectors import selector_matches
 
@@ -68,7 +68,8 @@ def discover_sites(nodes: Sequence[SiteNode], spec: EdgeFleetSpec) -> dict[str, 
     return sites
 
 
-def _timestamp(value: Any) -> datetime | None:
+def timestamp(value: Any) -> datetime | None:
+    """A timestamp as the API server writes it (RFC 3339), or None when missing or unreadable."""
     if isinstance(value, datetime):
         return value
     if not isinstance(value, str) or not value:
@@ -89,7 +90,7 @@ def site_node(node: Mapping[str, Any]) -> SiteNode:
         name=str(metadata.get("name", "")),
         labels=dict(metadata.get("labels") or {}),
         ready=is_ready,
-        ready_since=_timestamp(ready.get("lastTransitionTime")) if ready and is_ready else None,
+        ready_since=timestamp(ready.get("lastTransitionTime")) if ready and is_ready else None,
     )
 
 
@@ -121,12 +122,47 @@ def site_workload(deployment: Mapping[str, Any]) -> SiteWorkload:
     progressing = conditions.get("Progressing") or {}
     available = conditions.get("Available") or {}
     if progressing.get("reason") == "NewReplicaSetAvailable":
-        ready_since = _timestamp(progressing.get("lastUpdateTime"))
+        ready_since = timestamp(progressing.get("lastUpdateTime"))
     else:
-        ready_since = _timestamp(available.get("lastTransitionTime"))
+        ready_since = timestamp(available.get("lastTransitionTime"))
     return SiteWorkload(
         revision=(metadata.get("labels") or {}).get(REVISION_LABEL),
         ready=ready,
         ready_since=ready_since if ready else None,
-        updated_at=_timestamp((metadata.get("annotations") or {}).get(UPDATED_AT_ANNOTATION)),
+        updated_at=timestamp((metadata.get("annotations") or {}).get(UPDATED_AT_ANNOTATION)),
+    )
+
+
+def owner_uids(metadata: Mapping[str, Any]) -> frozenset[str]:
+    """UIDs of an object's ownerReferences: a fleet acts only on what it owns."""
+    return frozenset(str(o.get("uid")) for o in metadata.get("ownerReferences") or [])
+
+
+@dataclass(frozen=True)
+class SiteDeployment:
+    """A site Deployment as the index saw it: enough to plan and to tell whether it needs an apply."""
+
+    name: str
+    site: str
+    owners: frozenset[str]
+    workload: SiteWorkload
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    replicas: int = 1
+    generation: int = 0
+
+
+def site_deployment(deployment: Mapping[str, Any]) -> SiteDeployment:
+    """SiteDeployment from a Deployment carrying the fleet label, as the API server returns it."""
+    metadata, spec = deployment.get("metadata") or {}, deployment.get("spec") or {}
+    labels = dict(metadata.get("labels") or {})
+    return SiteDeployment(
+        name=str(metadata.get("name", "")),
+        site=labels.get(SITE_LABEL, ""),
+        owners=owner_uids(metadata),
+        workload=site_workload(deployment),
+        labels=labels,
+        annotations=dict(metadata.get("annotations") or {}),
+        replicas=int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1),
+        generation=int(metadata.get("generation") or 0),
     )

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -835,11 +834,11 @@ def test_rollout_proceeds_when_the_stable_content_is_unknown() -> None:
     assert plan.status.current_wave == 1 and plan.workloads_to_apply[0].revision == revision_of(spec)
 
 
-def test_five_hundred_sites_roll_out_fast() -> None:
-    started = time.perf_counter()
+def test_five_hundred_sites_roll_out_in_few_reconciles() -> None:
+    """Planning time is a benchmark figure (benchmarks/fleet_rollout.py: planning cost per reconcile),
+    not a timed assertion."""
     sim = Sim.deployed(500)
     sim.sites["store-499"] = site("store-499", online=False)
     new = sim.change_spec(modelVersion="v2")
     steps = sim.run_until(lambda s: s.status.stable_revision == new)
     assert sim.on(new) == site_names(500) and steps < 30
-    assert time.perf_counter() - started < 5

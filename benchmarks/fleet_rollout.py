@@ -36,12 +36,12 @@ sys.path.insert(0, str(REPO / "operator"))
 
 from finops_operator.api.edgefleet import EdgeFleetSpec, EdgeFleetStatus  # noqa: E402
 from finops_operator.planners.fleet import (  # noqa: E402
-    FleetObservation,
-    NodeFacts,
     RevisionContent,
+    RolloutObservation,
     SiteFacts,
+    SiteNode,
     SiteWorkload,
-    plan_fleet,
+    plan_rollout,
     revision_of,
 )
 
@@ -91,9 +91,9 @@ class Sim:
                 self.workloads[name] = replace(workload, ready=True, ready_since=self.now)
         observation_status = self.status
         started = time.perf_counter()
-        plan = plan_fleet(
+        plan = plan_rollout(
             self.spec,
-            FleetObservation(
+            RolloutObservation(
                 generation=1,
                 current_status=observation_status,
                 sites=self.sites,
@@ -149,7 +149,7 @@ def fleet_of(count: int) -> dict[str, SiteFacts]:
     sites = {}
     for i in range(count):
         name = f"store-{i:04d}"
-        node = NodeFacts(f"{name}-node", {"finops.dev/edge": "true", "finops.dev/site": name}, True, T0)
+        node = SiteNode(f"{name}-node", {"finops.dev/edge": "true", "finops.dev/site": name}, True, T0)
         sites[name] = SiteFacts(name, (node,), True, T0)
     return sites
 

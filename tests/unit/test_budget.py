@@ -11,10 +11,6 @@ import pytest
 
 from finops_operator.api.finopspolicy import CostLimits, FinOpsPolicySpec
 from finops_operator.planners.budget import (
-    ANNOTATION_CAPPED_BY,
-    ANNOTATION_PREVIOUS_REPLICAS,
-    ANNOTATION_REPLICA_CAP,
-    ANNOTATION_SCALED_BY,
     BudgetAssessment,
     BudgetPlan,
     ReplicaChange,
@@ -27,6 +23,12 @@ from finops_operator.planners.budget import (
     thresholds_to_announce,
 )
 from finops_operator.planners.ledger import Ledger
+from finops_operator.workloads.annotations import (
+    ANNOTATION_CAPPED_BY,
+    ANNOTATION_PREVIOUS_REPLICAS,
+    ANNOTATION_REPLICA_CAP,
+    ANNOTATION_SCALED_BY,
+)
 
 WINDOW_START = datetime(2026, 11, 22, tzinfo=UTC)
 WINDOW_END = WINDOW_START + timedelta(days=1)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -19,21 +18,21 @@ from finops_operator.planners.fleet import (
     REVISION_LABEL,
     UPDATED_AT_ANNOTATION,
     FleetEventReason,
-    FleetObservation,
-    FleetPlan,
     FleetReason,
-    NodeFacts,
     RevisionContent,
+    RolloutObservation,
+    RolloutPlan,
     SiteFacts,
+    SiteNode,
     SiteWorkload,
     deployment_name,
     desired_deployment,
     discover_sites,
     label_value,
-    node_facts,
-    plan_fleet,
+    plan_rollout,
     revision_content,
     revision_of,
+    site_node,
     site_workload,
     wave_size,
     wave_steps,
@@ -67,7 +66,7 @@ def make_spec(**overrides: Any) -> EdgeFleetSpec:
 
 
 def site(name: str, online: bool = True, labels: dict[str, str] | None = None) -> SiteFacts:
-    node = NodeFacts(
+    node = SiteNode(
         f"{name}-node", {"finops.dev/site": name, **(labels or {})}, online, T0 - timedelta(days=1)
     )
     return SiteFacts(name, (node,), online, node.ready_since if online else None)
@@ -103,8 +102,8 @@ class Sim:
         sim.run_until(lambda s: s.status.stable_revision is not None and s.all_ready())
         return sim
 
-    def observe(self) -> FleetObservation:
-        return FleetObservation(
+    def observe(self) -> RolloutObservation:
+        return RolloutObservation(
             generation=self.generation,
             current_status=self.status,
             sites=dict(self.sites),
@@ -124,9 +123,9 @@ class Sim:
             elif not healthy and workload.ready:
                 self.workloads[name] = replace(workload, ready=False, ready_since=None)
 
-    def step(self) -> FleetPlan:
+    def step(self) -> RolloutPlan:
         self.settle()
-        plan = plan_fleet(self.spec, self.observe(), self.now)
+        plan = plan_rollout(self.spec, self.observe(), self.now)
         self.status = plan.status
         self.failed_revision = plan.failed_revision
         self.contents.update(plan.revisions_to_store)
@@ -208,12 +207,12 @@ def test_discover_sites_groups_selected_nodes_by_site_label() -> None:
     spec = make_spec(hardwareProfiles=[{"name": "npu", "nodeLabels": {"acc": "npu"}}])
     edge = {"finops.dev/edge": "true"}
     nodes = [
-        NodeFacts("b-1", {**edge, "finops.dev/site": "b", "acc": "npu"}, ready=False),
-        NodeFacts("a-2", {**edge, "finops.dev/site": "a"}, ready=False),
-        NodeFacts("a-1", {**edge, "finops.dev/site": "a"}, ready=True, ready_since=T0),
-        NodeFacts("c-1", {"finops.dev/site": "c"}),  # not in the fleet
-        NodeFacts("x-1", edge),  # no site label
-        NodeFacts("y-1", {**edge, "finops.dev/site": ""}),  # empty site value
+        SiteNode("b-1", {**edge, "finops.dev/site": "b", "acc": "npu"}, ready=False),
+        SiteNode("a-2", {**edge, "finops.dev/site": "a"}, ready=False),
+        SiteNode("a-1", {**edge, "finops.dev/site": "a"}, ready=True, ready_since=T0),
+        SiteNode("c-1", {"finops.dev/site": "c"}),  # not in the fleet
+        SiteNode("x-1", edge),  # no site label
+        SiteNode("y-1", {**edge, "finops.dev/site": ""}),  # empty site value
     ]
     sites = discover_sites(nodes, spec)
     assert list(sites) == ["a", "b"]
@@ -232,7 +231,7 @@ def test_hardware_profile_needs_every_node_and_first_match_wins() -> None:
         ]
     )
     edge = {"finops.dev/edge": "true", "finops.dev/site": "s"}
-    mixed = [NodeFacts("1", {**edge, "acc": "npu"}), NodeFacts("2", {**edge, "acc": "gpu"})]
+    mixed = [SiteNode("1", {**edge, "acc": "npu"}), SiteNode("2", {**edge, "acc": "gpu"})]
     assert discover_sites(mixed, spec)["s"].profile == "any"
     assert discover_sites(mixed[:1], spec)["s"].profile == "npu"
 
@@ -244,7 +243,7 @@ def test_node_and_deployment_facts_from_api_objects() -> None:
             "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-22T09:00:00Z"}]
         },
     }
-    assert node_facts(node) == NodeFacts("n1", {"a": "b"}, True, datetime(2026, 11, 22, 9, tzinfo=UTC))
+    assert site_node(node) == SiteNode("n1", {"a": "b"}, True, datetime(2026, 11, 22, 9, tzinfo=UTC))
     deployment: dict[str, Any] = {
         "metadata": {
             "generation": 3,
@@ -474,7 +473,7 @@ def test_soak_gates_the_next_wave(ready_for: int, wave: int) -> None:
         workloads[name] = SiteWorkload(new, True, ready_since, ready_since - timedelta(seconds=30))
     status = EdgeFleetStatus(current_revision=new, stable_revision=old, current_wave=1)
     contents = {old: revision_content(make_spec())}
-    plan = plan_fleet(spec, FleetObservation(1, status, sites, workloads, contents), T0)
+    plan = plan_rollout(spec, RolloutObservation(1, status, sites, workloads, contents), T0)
     assert plan.status.current_wave == wave
     assert sum(a.revision == new for a in plan.workloads_to_apply) == (2 if wave == 1 else 10)
     if wave == 1:
@@ -549,7 +548,7 @@ def test_offline_site_keeps_its_revision_and_catches_up_when_back() -> None:
     sim.now += timedelta(hours=5)
     back = site("store-009")
     sim.sites["store-009"] = replace(back, online_since=sim.now)
-    plan = plan_fleet(sim.spec, sim.observe(), sim.now)
+    plan = plan_rollout(sim.spec, sim.observe(), sim.now)
     assert plan.status.sites_failed == 0
     assert condition(plan.status, "Ready") == (ConditionStatus.FALSE, FleetReason.SITES_NOT_READY)
     assert next(a for a in plan.workloads_to_apply if a.site == "store-009").revision == new
@@ -803,10 +802,10 @@ def test_planning_is_idempotent_and_a_fixpoint() -> None:
         sim.step()
     sim.settle()
     observation = sim.observe()
-    first, second = plan_fleet(sim.spec, observation, sim.now), plan_fleet(sim.spec, observation, sim.now)
+    first, second = plan_rollout(sim.spec, observation, sim.now), plan_rollout(sim.spec, observation, sim.now)
     assert first == second
     # Feeding the plan back before anything changed in the cluster changes nothing more.
-    again = plan_fleet(sim.spec, replace(observation, current_status=first.status), sim.now)
+    again = plan_rollout(sim.spec, replace(observation, current_status=first.status), sim.now)
     assert again.status == first.status and again.workloads_to_apply == first.workloads_to_apply
     assert again.events == ()
 
@@ -830,16 +829,16 @@ def test_rollout_proceeds_when_the_stable_content_is_unknown() -> None:
         current_revision="zzz",
     )
     spec = make_spec()
-    plan = plan_fleet(spec, FleetObservation(1, previous, {"a": site("a")}), T0)
+    plan = plan_rollout(spec, RolloutObservation(1, previous, {"a": site("a")}), T0)
     # The stable content is unknown: the new revision is rolled out, nothing can be rolled back to.
     assert plan.status.current_wave == 1 and plan.workloads_to_apply[0].revision == revision_of(spec)
 
 
-def test_five_hundred_sites_roll_out_fast() -> None:
-    started = time.perf_counter()
+def test_five_hundred_sites_roll_out_in_few_reconciles() -> None:
+    """Planning time is a benchmark figure (benchmarks/fleet_rollout.py: planning cost per reconcile),
+    not a timed assertion."""
     sim = Sim.deployed(500)
     sim.sites["store-499"] = site("store-499", online=False)
     new = sim.change_spec(modelVersion="v2")
     steps = sim.run_until(lambda s: s.status.stable_revision == new)
     assert sim.on(new) == site_names(500) and steps < 30
-    assert time.perf_counter() - started < 5

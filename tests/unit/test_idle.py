@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 
 from finops_operator.api.finopspolicy import FinOpsPolicySpec
-from finops_operator.planners.budget import (
+from finops_operator.planners.budget import ReplicaChange, WorkloadFacts
+from finops_operator.planners.idle import IdleDecision, plan_idle
+from finops_operator.workloads.annotations import (
     ANNOTATION_PREVIOUS_REPLICAS,
     ANNOTATION_REPLICA_CAP,
     ANNOTATION_SCALED_BY,
-    ReplicaChange,
-    WorkloadFacts,
+    ANNOTATION_WAKE,
 )
-from finops_operator.planners.idle import ANNOTATION_WAKE, IdleDecision, plan_idle
 
 NOW = datetime(2026, 11, 22, 10, 30, tzinfo=UTC)
 M = timedelta(minutes=1)

@@ -6,13 +6,13 @@ from typing import Any
 from finops_operator.api.common import ConditionStatus, LabelSelector
 from finops_operator.api.conditions import find
 from finops_operator.api.finopspolicy import FinOpsPolicyStatus, WorkloadState
-from finops_operator.planners.caps import gpus_in_pod_spec
 from finops_operator.planners.policy import (
     DeploymentFacts,
     PeerPolicy,
     PolicyObservation,
     plan_policy,
 )
+from finops_operator.workloads.resources import gpus_in_pod_spec
 
 NOW = datetime(2026, 11, 22, 10, 30, tzinfo=UTC)
 SPEC: dict[str, Any] = {

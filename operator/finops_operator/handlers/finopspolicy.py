@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import kopf
-from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from finops_operator import metrics
@@ -20,10 +19,10 @@ from finops_operator.api.finopspolicy import FinOpsPolicy, FinOpsPolicyStatus
 from finops_operator.handlers.execution import read_status, reconcile_in_thread
 from finops_operator.handlers.prediction import ForecasterCache, predict
 from finops_operator.handlers.status import RecentWrites, write_status
-from finops_operator.kube import KubeClient
+from finops_operator.kube import ApiException, KubeClient
 from finops_operator.planners.bounds import POLICY_LABEL, HpaFacts
 from finops_operator.planners.budget import WorkloadFacts, restore
-from finops_operator.planners.caps import PodTemplateFacts, admit_deployment, gpus_in_pod_spec
+from finops_operator.planners.caps import PodTemplateFacts, admit_deployment
 from finops_operator.planners.labelselectors import selector_matches
 from finops_operator.planners.ledger import LEDGER_FINALIZER, PodFacts
 from finops_operator.planners.policy import (
@@ -39,6 +38,8 @@ from finops_operator.planners.predictive import PredictionInput
 from finops_operator.settings import Settings
 from finops_operator.telemetry import prometheus
 from finops_operator.telemetry.alerts import Alert, post_alerts
+from finops_operator.workloads.owners import workload_owner
+from finops_operator.workloads.resources import gpus_in_pod_spec
 
 PLURAL = FinOpsPolicy.meta.plural
 KIND = "FinOpsPolicy"
@@ -83,14 +84,9 @@ def pod_facts(
 
 
 def owner_deployment(meta: Mapping[str, Any], labels: Mapping[str, str]) -> str | None:
-    """The Deployment behind a pod's ReplicaSet: the Deployment controller names ReplicaSets
-    ``<deployment>-<pod-template-hash>`` and stamps that hash on the pods."""
-    template_hash = labels.get("pod-template-hash")
-    for reference in meta.get("ownerReferences") or []:
-        name = str(reference.get("name", ""))
-        if reference.get("kind") == "ReplicaSet" and template_hash and name.endswith(f"-{template_hash}"):
-            return name[: -len(template_hash) - 1]
-    return None
+    """The Deployment behind a pod's ReplicaSet, if a Deployment owns the pod."""
+    owner = workload_owner(meta.get("ownerReferences"), labels)
+    return owner[1] if owner is not None and owner[0] == "Deployment" else None
 
 
 @dataclass(frozen=True)

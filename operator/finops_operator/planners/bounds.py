@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from finops_operator.api.finopspolicy import BudgetAction, FinOpsPolicySpec
-from finops_operator.planners.budget import ANNOTATION_REPLICA_CAP
+from finops_operator.workloads.annotations import ANNOTATION_REPLICA_CAP
 
 POLICY_LABEL = "finops.dev/policy"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"

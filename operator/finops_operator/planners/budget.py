@@ -11,13 +11,13 @@ from datetime import datetime, timedelta
 from finops_operator.api.common import EnforcementMode
 from finops_operator.api.finopspolicy import BudgetAction, CostLimits, FinOpsPolicySpec
 from finops_operator.planners.ledger import Ledger
-
-ANNOTATION_PREVIOUS_REPLICAS = "finops.dev/previous-replicas"
-ANNOTATION_SCALED_BY = "finops.dev/scaled-by"
-ANNOTATION_REPLICA_CAP = "finops.dev/replica-cap"
-ANNOTATION_CAPPED_BY = "finops.dev/capped-by"
-REASON_BUDGET = "budget"
-REASON_IDLE = "idle"
+from finops_operator.workloads.annotations import (
+    ANNOTATION_CAPPED_BY,
+    ANNOTATION_PREVIOUS_REPLICAS,
+    ANNOTATION_REPLICA_CAP,
+    ANNOTATION_SCALED_BY,
+    REASON_BUDGET,
+)
 
 
 @dataclass(frozen=True)

@@ -5,46 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from finops_operator.api.common import GPU_RESOURCE, EnforcementMode
 from finops_operator.api.finopspolicy import FinOpsPolicySpec, Violation
 from finops_operator.planners.labelselectors import selector_matches
+from finops_operator.workloads.resources import pod_amount
 
 QUANTIZATION_LABEL = "finops.dev/model-quantization"
 UNQUANTIZED = frozenset({"", "none", "fp32", "fp16", "bf16", "float32", "float16", "bfloat16"})
-_BINARY = ("Ki", "Mi", "Gi", "Ti", "Pi", "Ei")
-_DECIMAL = ("k", "M", "G", "T", "P", "E")
-_SUFFIXES: dict[str, Decimal] = {
-    **{suffix: Decimal(2) ** (10 * power) for power, suffix in enumerate(_BINARY, 1)},
-    **{suffix: Decimal(10) ** (3 * power) for power, suffix in enumerate(_DECIMAL, 1)},
-    "K": Decimal(1000),
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-}
-
-
-def parse_quantity(value: object) -> Decimal:
-    """A Kubernetes resource.Quantity ("500m", "32Gi", "1e9", 2) as a number; ValueError if malformed."""
-    text = str(value).strip()
-    for suffix in sorted(_SUFFIXES, key=len, reverse=True):  # "Mi" before "M"
-        if text.endswith(suffix):
-            try:
-                return Decimal(text[: -len(suffix)]) * _SUFFIXES[suffix]
-            except InvalidOperation:
-                break
-    try:
-        return Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"not a Kubernetes quantity: {value!r}") from None
-
-
-def gpus_in_pod_spec(pod_spec: Mapping[str, Any]) -> int:
-    """GPUs one pod asks for (limits, else requests; init containers as Kubernetes counts them)."""
-    containers = list(pod_spec.get("containers") or [])
-    return int(_pod_total(containers, list(pod_spec.get("initContainers") or []), GPU_RESOURCE))
 
 
 @dataclass(frozen=True)
@@ -59,36 +29,11 @@ class PodTemplateFacts:
     @classmethod
     def from_template(cls, template: Mapping[str, Any]) -> PodTemplateFacts:
         spec = template.get("spec") or {}
-        containers = list(spec.get("containers") or [])
-        init = list(spec.get("initContainers") or [])
-        cpu = _pod_total(containers, init, "cpu")
-        memory = _pod_total(containers, init, "memory")
-        gpus = _pod_total(containers, init, GPU_RESOURCE)
+        cpu = pod_amount(spec, "cpu")
+        memory = pod_amount(spec, "memory")
+        gpus = pod_amount(spec, GPU_RESOURCE)
         labels = (template.get("metadata") or {}).get("labels") or {}
         return cls(float(cpu), float(memory / Decimal(10**9)), int(gpus), dict(labels))
-
-
-def _container_amount(container: Mapping[str, Any], resource: str) -> Decimal:
-    resources = container.get("resources") or {}
-    value = (resources.get("limits") or {}).get(resource)
-    if value is None:
-        value = (resources.get("requests") or {}).get(resource)
-    if value is None:
-        return Decimal(0)
-    try:
-        return parse_quantity(value)
-    except ValueError:
-        return Decimal(0)  # the API server rejects malformed quantities before we see them
-
-
-def _pod_total(
-    containers: Sequence[Mapping[str, Any]], init: Sequence[Mapping[str, Any]], resource: str
-) -> Decimal:
-    """Init containers run one at a time before the others: the pod needs the larger of the biggest init
-    container and the sum of the regular ones."""
-    regular = sum((_container_amount(c, resource) for c in containers), Decimal(0))
-    first = max((_container_amount(c, resource) for c in init), default=Decimal(0))
-    return max(regular, first)
 
 
 def cap_violations(workload: str, spec: FinOpsPolicySpec, facts: PodTemplateFacts) -> list[Violation]:

@@ -11,9 +11,8 @@ from datetime import datetime, timedelta
 
 from finops_operator.api.common import EnforcementMode
 from finops_operator.api.finopspolicy import FinOpsPolicySpec
-from finops_operator.planners.budget import REASON_IDLE, ReplicaChange, WorkloadFacts, restore, scale_down
-
-ANNOTATION_WAKE = "finops.dev/wake"
+from finops_operator.planners.budget import ReplicaChange, WorkloadFacts, restore, scale_down
+from finops_operator.workloads.annotations import ANNOTATION_WAKE, REASON_IDLE
 
 
 @dataclass(frozen=True)

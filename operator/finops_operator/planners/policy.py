@@ -24,8 +24,6 @@ from finops_operator.api.finopspolicy import (
 )
 from finops_operator.planners.bounds import BoundsTarget, HpaFacts, HpaPlan, plan_hpas
 from finops_operator.planners.budget import (
-    REASON_BUDGET,
-    REASON_IDLE,
     BudgetAssessment,
     BudgetPlan,
     ReplicaChange,
@@ -49,6 +47,7 @@ from finops_operator.planners.predictive import (
     recommend,
 )
 from finops_operator.planners.window import InvalidTimeZoneError, window_bounds
+from finops_operator.workloads.annotations import REASON_BUDGET, REASON_IDLE
 
 MAX_LISTED_WORKLOADS = 500
 MAX_LISTED_VIOLATIONS = 100

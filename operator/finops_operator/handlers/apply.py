@@ -1,0 +1,177 @@
+"""The one place writes happen: a Plan's intents, Events, notes and status become thin-client calls.
+
+Identical writes seen moments ago are dropped (``RecentWrites``: Kopf's indexes lag our own writes, so
+a reconcile may plan the same change again). A write the API server refuses is logged and left to
+the next reconcile, which plans from what it then observes: level-triggered, never retried here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from finops_operator.handlers.status import RecentWrites, write_status
+from finops_operator.kube import ApiException, KubeClient
+from finops_operator.planners.plan import (
+    AddFinalizer,
+    ApplyManifest,
+    CreateObject,
+    DeleteObject,
+    Event,
+    Evict,
+    Intent,
+    ObjectRef,
+    PatchPodTemplate,
+    PatchWorkload,
+    Plan,
+    RemoveFinalizer,
+    StatusT,
+)
+from finops_operator.workloads.templates import pod_spec_patch
+
+TOLERATED: Mapping[type[Intent], frozenset[int]] = {
+    Evict: frozenset({404, 429}),  # gone, or a PodDisruptionBudget forbids it now
+    CreateObject: frozenset({409}),  # exists already (the index had not caught up)
+    DeleteObject: frozenset({404}),
+    AddFinalizer: frozenset({404}),
+    RemoveFinalizer: frozenset({404}),
+}
+"""Refusals that only mean "nothing to do now": logged at info, not as warnings."""
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What became of one intent: the object as the API server returned it, or why it did not."""
+
+    intent: Intent
+    result: Mapping[str, Any] | None = None
+    error: ApiException | None = None
+    skipped: bool = False
+    """An identical write was made moments ago."""
+
+
+def _payload(value: object) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _dedupe_key(intent: Intent) -> tuple[tuple[object, ...], str]:
+    """(what the write is about, what it sets): a repeat of both within the TTL is dropped."""
+    target = intent.target
+    if isinstance(intent, PatchWorkload):
+        return ("workload", target), _payload([intent.replicas, dict(intent.annotations)])
+    if isinstance(intent, ApplyManifest | CreateObject):
+        return (type(intent).__name__, target), _payload(intent.manifest)
+    if isinstance(intent, PatchPodTemplate):
+        return ("template", target), _payload(intent.pod_spec)
+    if isinstance(intent, AddFinalizer | RemoveFinalizer):
+        return ("finalizer", target, intent.finalizer), type(intent).__name__
+    return (type(intent).__name__, target), ""
+
+
+def _call(kube: KubeClient, intent: Intent) -> Mapping[str, Any] | None:
+    target = intent.target
+    ref = (target.api_version, target.kind, target.namespace, target.name)
+    if isinstance(intent, PatchWorkload):
+        body: dict[str, Any] = {"metadata": {"annotations": dict(intent.annotations)}}
+        if intent.replicas is not None:
+            body["spec"] = {"replicas": intent.replicas}
+        return kube.patch(*ref, body=body)
+    if isinstance(intent, ApplyManifest):
+        return kube.apply(intent.manifest)
+    if isinstance(intent, PatchPodTemplate):
+        return kube.patch(*ref, body=pod_spec_patch(target.kind, intent.pod_spec), patch_type="merge")
+    if isinstance(intent, Evict):
+        kube.evict(target.namespace, target.name)
+        return None
+    if isinstance(intent, AddFinalizer):
+        return kube.patch(*ref, body={"metadata": {"finalizers": [intent.finalizer]}})
+    if isinstance(intent, RemoveFinalizer):
+        removal = {"$deleteFromPrimitiveList/finalizers": [intent.finalizer]}
+        return kube.patch(*ref, body={"metadata": removal})
+    if isinstance(intent, CreateObject):
+        return kube.create(intent.manifest)
+    kube.delete(*ref)
+    return None
+
+
+def apply_intents(
+    kube: KubeClient,
+    intents: Sequence[Intent],
+    *,
+    owner: Mapping[str, Any],
+    recent: RecentWrites,
+    logger: logging.Logger,
+) -> list[Applied]:
+    """Make every write in order; post each intent's Event once its write succeeded."""
+    done: list[Applied] = []
+    for intent in intents:
+        key, payload = _dedupe_key(intent)
+        if not recent.first(key, payload):
+            done.append(Applied(intent, skipped=True))
+            continue
+        try:
+            result = _call(kube, intent)
+        except ApiException as error:
+            level = logging.INFO if error.status in TOLERATED.get(type(intent), ()) else logging.WARNING
+            logger.log(
+                level, "%s of %s refused: %s", type(intent).__name__, intent.target.text(), error.reason
+            )
+            done.append(Applied(intent, error=error))
+            continue
+        done.append(Applied(intent, result=result))
+        if intent.event is not None:
+            post_events(kube, [intent.event], owner=owner, recent=recent, logger=logger)
+    return done
+
+
+def _reference(ref: ObjectRef) -> dict[str, Any]:
+    metadata = {"name": ref.name, **({"namespace": ref.namespace} if ref.namespace else {})}
+    return {"apiVersion": ref.api_version, "kind": ref.kind, "metadata": metadata}
+
+
+def post_events(
+    kube: KubeClient,
+    events: Sequence[Event],
+    *,
+    owner: Mapping[str, Any],
+    recent: RecentWrites,
+    logger: logging.Logger,
+) -> None:
+    """Post each Event (on ``owner``, the reconciled object's body, unless it names another object),
+    once per key and message."""
+    meta = owner.get("metadata") or {}
+    owner_key = (str(owner.get("kind", "")), str(meta.get("namespace") or ""), str(meta.get("name", "")))
+    for event in events:
+        about = event.key or (event.regarding.text() if event.regarding else "", event.reason)
+        if not recent.first(("event", *owner_key, *about), event.message):
+            continue
+        regarding = _reference(event.regarding) if event.regarding is not None else owner
+        logger.log(logging.WARNING if event.type == "Warning" else logging.INFO, "%s", event.message)
+        kube.post_event(regarding, type=event.type, reason=event.reason, message=event.message)
+
+
+def apply_plan(
+    kube: KubeClient,
+    plan: Plan[StatusT],
+    *,
+    kind: str,
+    body: kopf.Body,
+    status: Mapping[str, Any],
+    patch: kopf.Patch,
+    recent: RecentWrites,
+    logger: logging.Logger,
+) -> list[Applied]:
+    """Writes, then Events, then notes (logged once), then the status (only when it changed)."""
+    applied = apply_intents(kube, plan.intents, owner=body, recent=recent, logger=logger)
+    post_events(kube, plan.events, owner=body, recent=recent, logger=logger)
+    meta = body.get("metadata") or {}
+    for note in plan.notes:
+        if recent.first((kind, meta.get("namespace") or "", meta.get("name", ""), "note", note), note):
+            logger.info(note)
+    write_status(kind, status, plan.status.to_wire(), patch)
+    return applied

@@ -1,0 +1,87 @@
+"""EdgeFleet planner: sites from nodes, one Deployment per site, and the wave rollout state machine.
+
+``plan_fleet`` (in ``plan``) is the entry point; the other modules say what each part decides:
+``sites`` (nodes to sites, API objects to facts), ``revisions`` (what a rollout protects), ``health``
+(the rollout health query), ``decision`` and ``rollout`` (the wave state machine), ``status``
+(conditions and counters), ``manifest`` (a site's Deployment), ``writes`` (what to create, apply and
+delete), ``names``.
+"""
+
+from finops_operator.planners.fleet.decision import RolloutPlan, WorkloadApply, plan_rollout
+from finops_operator.planners.fleet.health import HealthAnswer, health_query
+from finops_operator.planners.fleet.manifest import desired_deployment
+from finops_operator.planners.fleet.names import (
+    FLEET_LABEL,
+    MODEL_VERSION_ANNOTATION,
+    MODEL_VERSION_LABEL,
+    PROFILE_ANNOTATION,
+    REVISION_LABEL,
+    UPDATED_AT_ANNOTATION,
+    deployment_name,
+    label_value,
+    revision_object_name,
+)
+from finops_operator.planners.fleet.observation import AppliedWrite, FleetObservation, RolloutObservation
+from finops_operator.planners.fleet.plan import plan_fleet, policy_events
+from finops_operator.planners.fleet.reasons import FleetEvent, FleetEventReason, FleetReason
+from finops_operator.planners.fleet.revisions import (
+    RevisionContent,
+    StoredRevision,
+    revision_content,
+    revision_of,
+    stored_revision,
+)
+from finops_operator.planners.fleet.rollout import wave_size, wave_steps
+from finops_operator.planners.fleet.sites import (
+    SiteDeployment,
+    SiteFacts,
+    SiteNode,
+    SiteWorkload,
+    discover_sites,
+    site_deployment,
+    site_node,
+    site_workload,
+)
+from finops_operator.planners.fleet.writes import remembered
+
+__all__ = [
+    "FLEET_LABEL",
+    "MODEL_VERSION_ANNOTATION",
+    "MODEL_VERSION_LABEL",
+    "PROFILE_ANNOTATION",
+    "REVISION_LABEL",
+    "UPDATED_AT_ANNOTATION",
+    "AppliedWrite",
+    "FleetEvent",
+    "FleetEventReason",
+    "FleetObservation",
+    "FleetReason",
+    "HealthAnswer",
+    "RevisionContent",
+    "RolloutObservation",
+    "RolloutPlan",
+    "SiteDeployment",
+    "SiteFacts",
+    "SiteNode",
+    "SiteWorkload",
+    "StoredRevision",
+    "WorkloadApply",
+    "deployment_name",
+    "desired_deployment",
+    "discover_sites",
+    "health_query",
+    "label_value",
+    "plan_fleet",
+    "plan_rollout",
+    "policy_events",
+    "remembered",
+    "revision_content",
+    "revision_object_name",
+    "revision_of",
+    "site_deployment",
+    "site_node",
+    "site_workload",
+    "stored_revision",
+    "wave_size",
+    "wave_steps",
+]

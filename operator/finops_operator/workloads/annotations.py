@@ -1,0 +1,21 @@
+"""The annotations the operator leaves on workloads it changes, so that a restart or a policy
+deletion restores exactly (every kind reads them: a FinOpsPolicy scales, an EdgeFleet leaves the
+replica count to it)."""
+
+from __future__ import annotations
+
+ANNOTATION_PREVIOUS_REPLICAS = "finops.dev/previous-replicas"
+"""The replica count before the operator scaled the workload down."""
+ANNOTATION_SCALED_BY = "finops.dev/scaled-by"
+"""``<policy>:<reason>`` of the scale-down, reason one of REASON_BUDGET, REASON_IDLE."""
+ANNOTATION_REPLICA_CAP = "finops.dev/replica-cap"
+"""The replica ceiling a budget action set."""
+ANNOTATION_CAPPED_BY = "finops.dev/capped-by"
+"""The policy that set the ceiling."""
+ANNOTATION_WAKE = "finops.dev/wake"
+"""Set by a user to wake an idle-shut-down workload."""
+REASON_BUDGET = "budget"
+REASON_IDLE = "idle"
+
+POLICY_SCALING_ANNOTATIONS = (ANNOTATION_SCALED_BY, ANNOTATION_REPLICA_CAP)
+"""Either one present: a FinOpsPolicy decides this workload's replica count."""

@@ -16,78 +16,35 @@ from pydantic import ValidationError
 
 from finops_operator import metrics
 from finops_operator.api.common import GPU_PRODUCT_LABEL, GROUP, VERSION, LabelSelector
-from finops_operator.api.finopspolicy import FinOpsPolicy, FinOpsPolicyStatus
+from finops_operator.api.finopspolicy import FinOpsPolicy, FinOpsPolicySpec, FinOpsPolicyStatus
 from finops_operator.handlers.execution import read_status, reconcile_in_thread
 from finops_operator.handlers.prediction import ForecasterCache, predict
 from finops_operator.handlers.status import RecentWrites, write_status
 from finops_operator.kube import KubeClient
-from finops_operator.planners.bounds import POLICY_LABEL, HpaFacts
-from finops_operator.planners.budget import WorkloadFacts, restore
-from finops_operator.planners.caps import PodTemplateFacts, admit_deployment
 from finops_operator.planners.labelselectors import selector_matches
-from finops_operator.planners.ledger import LEDGER_FINALIZER, PodFacts
+from finops_operator.planners.plan import spec_error_message
 from finops_operator.planners.policy import (
     DeploymentFacts,
     PeerPolicy,
     PlannedEvent,
     PolicyObservation,
     PolicyPlan,
-    parse_spec,
+    invalid_policy,
+    parse_policy_spec,
     plan_policy,
 )
-from finops_operator.planners.predictive import PredictionInput
+from finops_operator.planners.policy.bounds import POLICY_LABEL, HpaFacts
+from finops_operator.planners.policy.budget import GovernedWorkload, restore
+from finops_operator.planners.policy.caps import PodTemplateFacts, admit_deployment
+from finops_operator.planners.policy.ledger import LEDGER_FINALIZER, LedgerPod, ledger_pod
+from finops_operator.planners.policy.predictive import PredictionInput
 from finops_operator.settings import Settings
 from finops_operator.telemetry import prometheus
 from finops_operator.telemetry.alerts import Alert, post_alerts
-from finops_operator.workloads.owners import workload_owner
 from finops_operator.workloads.resources import gpus_in_pod_spec
 
 PLURAL = FinOpsPolicy.meta.plural
 KIND = "FinOpsPolicy"
-
-
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
-def pod_facts(
-    *,
-    namespace: str,
-    name: str,
-    labels: Mapping[str, str],
-    spec: Mapping[str, Any],
-    status: Mapping[str, Any],
-    meta: Mapping[str, Any],
-) -> PodFacts:
-    """Running interval of a pod from its status: containers' start and finish, else deletion."""
-    states = [cs.get("state") or {} for cs in status.get("containerStatuses") or []]
-    starts = [_time(s[k].get("startedAt")) for s in states for k in ("running", "terminated") if k in s]
-    started = min((t for t in starts if t), default=None)
-    if started is None and status.get("phase") == "Running":
-        started = _time(status.get("startTime"))
-    finished = [_time(s["terminated"].get("finishedAt")) for s in states if "terminated" in s]
-    ended: datetime | None = None
-    if status.get("phase") in ("Succeeded", "Failed"):
-        ended = max((t for t in finished if t), default=None) or _time(meta.get("deletionTimestamp"))
-    elif meta.get("deletionTimestamp"):
-        ended = _time(meta.get("deletionTimestamp"))
-    return PodFacts(
-        namespace=namespace,
-        name=name,
-        labels=dict(labels),
-        gpus=gpus_in_pod_spec(spec),
-        node_name=spec.get("nodeName"),
-        running_since=started,
-        ended_at=ended,
-        has_finalizer=LEDGER_FINALIZER in (meta.get("finalizers") or []),
-        owner_deployment=owner_deployment(meta, labels),
-    )
-
-
-def owner_deployment(meta: Mapping[str, Any], labels: Mapping[str, str]) -> str | None:
-    """The Deployment behind a pod's ReplicaSet, if a Deployment owns the pod."""
-    owner = workload_owner(meta.get("ownerReferences"), labels)
-    return owner[1] if owner is not None and owner[0] == "Deployment" else None
 
 
 @dataclass(frozen=True)
@@ -96,7 +53,7 @@ class NamespaceSnapshot:
     copied there, and the copy is what the handler thread works on."""
 
     deployments: tuple[DeploymentFacts, ...]
-    pods: tuple[PodFacts, ...]
+    pods: tuple[LedgerPod, ...]
     policies: tuple[PeerPolicy, ...]
     gpu_product_of_node: dict[str, str]
     hpas: tuple[HpaFacts, ...]
@@ -173,9 +130,9 @@ def _register_indexes(registry: kopf.OperatorRegistry) -> None:
         status: Mapping[str, Any],
         meta: Mapping[str, Any],
         **_: Any,
-    ) -> dict[str, PodFacts]:
+    ) -> dict[str, LedgerPod]:
         return {
-            namespace or "": pod_facts(
+            namespace or "": ledger_pod(
                 namespace=namespace or "", name=name, labels=labels, spec=spec, status=status, meta=meta
             )
         }
@@ -206,7 +163,7 @@ def _register_indexes(registry: kopf.OperatorRegistry) -> None:
         *, namespace: str | None, name: str, spec: Mapping[str, Any], **_: Any
     ) -> dict[str, PeerPolicy] | None:
         try:
-            parsed = parse_spec(spec)
+            parsed = parse_policy_spec(spec)
         except ValidationError:
             return None
         return {namespace or "": PeerPolicy(name=name, selector=parsed.target_workload_selector, spec=parsed)}
@@ -229,9 +186,17 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
     ) -> None:
         started = time.perf_counter()
         now = datetime.now(UTC)  # read once: every decision of this sample uses the same instant
+        try:
+            parsed: FinOpsPolicySpec | None = parse_policy_spec(spec)  # the one parse of this sample
+        except ValidationError as error:
+            parsed, invalid = None, spec_error_message(error)
         utilization, metrics_error = _pod_utilization(settings, namespace, logger)
-        prediction = _prediction(
-            settings=settings, spec=spec, key=(namespace, name), memo=memo, now=now, logger=logger
+        prediction = (
+            _prediction(
+                settings=settings, spec=parsed, key=(namespace, name), memo=memo, now=now, logger=logger
+            )
+            if parsed is not None
+            else None  # the status reports the invalid spec
         )
         observation = PolicyObservation(
             name=name,
@@ -248,7 +213,10 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
             metrics_error=metrics_error,
             prediction=prediction,
         )
-        plan = plan_policy(spec, observation, now)
+        if parsed is None:
+            plan = invalid_policy(observation, now, invalid)
+        else:
+            plan = plan_policy(parsed, observation, now)
         kube: KubeClient = memo.kube
         _apply(
             kube=kube,
@@ -262,7 +230,13 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
         )
         write_status(KIND, status, plan.status.to_wire(), patch)
         _notify(
-            kube=kube, namespace=namespace, policy=name, spec=spec, events=plan.events, now=now, logger=logger
+            kube=kube,
+            namespace=namespace,
+            policy=name,
+            spec=parsed,
+            events=plan.events,
+            now=now,
+            logger=logger,
         )
         metrics.record_policy(
             namespace,
@@ -364,7 +338,7 @@ def _restore_on_delete(
     ours = [d for d in snapshot.deployments if d.as_workload().marked_by(name)]
     for deployment in ours:
         change = restore(
-            WorkloadFacts(deployment.name, deployment.replicas, deployment.annotations),
+            GovernedWorkload(deployment.name, deployment.replicas, deployment.annotations),
             "PolicyDeleted",
             f"FinOpsPolicy {name} deleted",
         )
@@ -372,7 +346,7 @@ def _restore_on_delete(
         _post(deployment, namespace, "Normal", "PolicyDeleted", change.message)
         logger.info(change.message)
     try:
-        spec = parse_spec(body.get("spec") or {})
+        spec = parse_policy_spec(body.get("spec") or {})
     except ValidationError:
         spec = None
     for pod in snapshot.pods:
@@ -384,23 +358,20 @@ def _restore_on_delete(
     memo.forecasters.forget((namespace, name))
 
 
-def _selected_by(selector: LabelSelector, pod: PodFacts, deployments: Sequence[DeploymentFacts]) -> bool:
+def _selected_by(selector: LabelSelector, pod: LedgerPod, deployments: Sequence[DeploymentFacts]) -> bool:
     return any(selector_matches(selector, d.labels) and d.owns(pod) for d in deployments)
 
 
 def _prediction(
     *,
     settings: Settings,
-    spec: Mapping[str, Any],
+    spec: FinOpsPolicySpec,
     key: tuple[str, str],
     memo: kopf.Memo,
     now: datetime,
     logger: logging.Logger,
 ) -> PredictionInput | None:
-    try:
-        predictive = parse_spec(spec).predictive_scaling
-    except ValidationError:
-        return None  # the planner reports the invalid spec
+    predictive = spec.predictive_scaling
     cache: ForecasterCache = memo.forecasters
     if predictive is None or not predictive.enabled:
         cache.forget(key)
@@ -483,18 +454,18 @@ def _notify(
     kube: KubeClient,
     namespace: str,
     policy: str,
-    spec: Mapping[str, Any],
+    spec: FinOpsPolicySpec | None,
     events: tuple[PlannedEvent, ...],
     now: datetime,
     logger: logging.Logger,
 ) -> None:
     """Send alert-worthy events to the policy's Alertmanager-format webhook, if it has one."""
     alerts = [e for e in events if e.alert]
-    reference = ((spec.get("alerting") or {}).get("webhookSecretRef")) or None
-    if not alerts or not reference:
+    reference = spec.alerting.webhook_secret_ref if spec is not None and spec.alerting else None
+    if not alerts or reference is None:
         return
     try:
-        url = kube.secret_value(namespace, reference["name"], reference.get("key", "url"))
+        url = kube.secret_value(namespace, reference.name, reference.key)
         post_alerts(
             url,
             [

@@ -26,9 +26,7 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,7 +34,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,9 +48,11 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
-from finops_operator.devcluster.binaries import locate
 from finops_operator.devcluster.cluster import LocalCluster
 from finops_operator.devcluster.nodes import NodeSpec
+from tests.kube import Kube as TestKube
+from tests.kube import eventually, install_crds
+from tests.operator_process import OperatorProcess, free_port, running_operator
 
 REPO = Path(__file__).resolve().parents[1]
 POLICY = "bench"
@@ -73,21 +73,6 @@ HOP_HEADERS = frozenset(
 
 def say(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.5) -> None:
-    """Poll ``check`` until true; raise with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 # -- upstream API server access ---------------------------------------------------------------------
@@ -247,62 +232,22 @@ class CountingProxy:
 
 @dataclass
 class Operator:
-    """``python -m finops_operator run`` as a child process, talking to the cluster through the proxy."""
+    """The operator under test, started by the test harness (tests/operator_process.py), plus what
+    the benchmark reads from its process: metrics as numbers, CPU time, RSS; pause and resume."""
 
-    kubeconfig: Path
-    log_path: Path
-    interval: float
-    metrics_port: int = field(default_factory=free_port)
-    health_port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {
-            **os.environ,
-            "KUBECONFIG": str(self.kubeconfig),
-            "PYTHONPATH": f"{REPO / 'operator'}:{REPO}",
-            "FINOPS_LOG_LEVEL": "warning",
-        }
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "finops_operator",
-                    "run",
-                    f"--sample-interval={self.interval}",
-                    f"--metrics-port={self.metrics_port}",
-                    f"--health-port={self.health_port}",
-                    "--no-webhook",
-                ],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-                start_new_session=True,
-            )
-        wait_for(self.healthy, 60, f"operator /healthz (log: {self.log_path})")
+    running: OperatorProcess
 
     @property
     def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
+        return self.running.process.pid
 
-    def healthy(self) -> bool:
-        if self.process is None or self.process.poll() is not None:
-            raise RuntimeError(f"operator exited; see {self.log_path}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2) as rsp:
-                return bool(rsp.status == 200)
-        except OSError:
-            return False
+    def alive(self) -> bool:
+        return self.running.process.poll() is None
 
     def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as rsp:
-            text = rsp.read().decode()
         return {
             (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text)
+            for family in text_string_to_metric_families(self.running.metrics())
             for s in family.samples
         }
 
@@ -320,20 +265,22 @@ class Operator:
         os.kill(self.pid, signal.SIGSTOP)
 
     def resume(self) -> None:
-        os.kill(self.pid, signal.SIGCONT)
-
-    def stop(self) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
         with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGCONT)
-            process.send_signal(signal.SIGTERM)
+            os.kill(self.pid, signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def operator_through(proxy_kubeconfig: Path, log_dir: Path, interval: float) -> Iterator[Operator]:
+    """``finops run`` talking to the cluster through the counting proxy; resumed before it is stopped."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    args = (f"--sample-interval={interval}", "--no-webhook")
+    through_proxy = TestKube(proxy_kubeconfig, "proxy")
+    with running_operator(through_proxy, log_dir, *args, env={"FINOPS_LOG_LEVEL": "warning"}) as running:
+        operator = Operator(running)
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            yield operator
+        finally:
+            operator.resume()
 
 
 def metric(values: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
@@ -411,17 +358,18 @@ def policy(namespace: str) -> dict[str, Any]:
 
 @dataclass
 class Kube:
-    """The benchmark's own (direct, uncounted-by-the-proxy) client."""
+    """The benchmark's own (direct, uncounted-by-the-proxy) client: the test harness's kubectl plus
+    typed APIs for bulk creation and the naive baseline."""
 
     api: client.ApiClient
-    kubeconfig: Path
+    cluster: TestKube
 
     @classmethod
     def connect(cls, kubeconfig: Path) -> Kube:
         cfg = client.Configuration()
         config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)  # type: ignore[no-untyped-call]
         cfg.connection_pool_maxsize = 16
-        return cls(client.ApiClient(cfg), kubeconfig)
+        return cls(client.ApiClient(cfg), TestKube(kubeconfig, "benchmark"))
 
     @property
     def core(self) -> Any:
@@ -439,31 +387,12 @@ class Kube:
     def custom(self) -> Any:
         return client.CustomObjectsApi(self.api)
 
-    def kubectl(self, *args: str) -> str:
-        kubectl = locate("kubectl") or shutil.which("kubectl") or "kubectl"
-        proc = subprocess.run(
-            [str(kubectl), f"--kubeconfig={self.kubeconfig}", *args],
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"kubectl {' '.join(args)}: {proc.stderr.strip()}")
-        return proc.stdout
-
-    def install_crds(self) -> None:
-        self.kubectl("apply", "-k", str(REPO / "crds"))
-        self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-        wait_for(
-            lambda: "finopspolicies" in self.kubectl("api-resources", "--api-group=finops.dev"),
-            30,
-            "finops.dev discovery",
-        )
-
     def create_workloads(self, namespace: str, count: int) -> None:
         self.core.create_namespace({"metadata": {"name": namespace}})
-        wait_for(
-            lambda: bool(self.core.list_namespaced_service_account(namespace).items), 60, "default account"
+        eventually(
+            lambda: bool(self.core.list_namespaced_service_account(namespace).items),
+            timeout=60,
+            what="default account",
         )
         apps = self.apps
         with ThreadPoolExecutor(8) as pool:
@@ -484,13 +413,21 @@ class Kube:
                 "finops.dev", "v1alpha1", namespace, "finopspolicies", POLICY
             )
         with contextlib.suppress(ApiException):
-            wait_for(
-                lambda: not self._policy_exists(namespace), 180, "policy deletion (finalizers released)", 1
+            eventually(
+                lambda: not self._policy_exists(namespace),
+                timeout=180,
+                interval=1,
+                what="policy deletion (finalizers released)",
             )
         with contextlib.suppress(ApiException):
             self.core.delete_namespace(namespace)
         if wait:
-            wait_for(lambda: not self._namespace_exists(namespace), 300, f"namespace {namespace} deleted", 1)
+            eventually(
+                lambda: not self._namespace_exists(namespace),
+                timeout=300,
+                interval=1,
+                what=f"namespace {namespace} deleted",
+            )
 
     def _policy_exists(self, namespace: str) -> bool:
         try:
@@ -595,21 +532,24 @@ def run_size(bench: Bench, n: int, cleanup: bool) -> SizeResult:
     started = time.monotonic()
     try:
         kube.create_workloads(namespace, n)
-        wait_for(lambda: kube.ready_deployments(namespace) >= n, 900, f"{n} ready Deployments", 3)
-        say(f"N={n}: {n} Deployments ready after {time.monotonic() - started:.0f}s")
-        operator = Operator(
-            bench.proxy.kubeconfig(bench.workdir / "proxy.kubeconfig"),
-            bench.workdir / f"operator-{n}.log",
-            bench.opts.interval,
+        eventually(
+            lambda: kube.ready_deployments(namespace) >= n,
+            timeout=900,
+            interval=3,
+            what=f"{n} ready Deployments",
         )
-        try:
-            _measure(bench, operator, namespace, result)
-        finally:
-            if cleanup and operator.process is not None and operator.process.poll() is None:
-                say(f"N={n}: cleaning up (policy deletion releases finalizers, then the namespace)")
-                operator.resume()
-                kube.delete_namespace(namespace, wait=True)
-            operator.stop()
+        say(f"N={n}: {n} Deployments ready after {time.monotonic() - started:.0f}s")
+        proxy_kubeconfig = bench.proxy.kubeconfig(bench.workdir / "proxy.kubeconfig")
+        before_start = bench.proxy.snapshot()
+        log_dir = bench.workdir / f"operator-{n}"
+        with operator_through(proxy_kubeconfig, log_dir, bench.opts.interval) as operator:
+            try:
+                _measure(bench, operator, namespace, result, before_start)
+            finally:
+                if cleanup and operator.alive():
+                    say(f"N={n}: cleaning up (policy deletion releases finalizers, then the namespace)")
+                    operator.resume()
+                    kube.delete_namespace(namespace, wait=True)
     finally:
         if cleanup:
             with contextlib.suppress(Exception):
@@ -617,13 +557,20 @@ def run_size(bench: Bench, n: int, cleanup: bool) -> SizeResult:
     return result
 
 
-def _measure(bench: Bench, operator: Operator, namespace: str, result: SizeResult) -> None:
+def _measure(
+    bench: Bench,
+    operator: Operator,
+    namespace: str,
+    result: SizeResult,
+    before_start: tuple[Counter[tuple[str, str]], int],
+) -> None:
     kube, upstream, proxy, opts, n = bench.kube, bench.upstream, bench.proxy, bench.opts, result.n
-    wire0, bytes0 = proxy.snapshot()
-    operator.start()
+    wire0, bytes0 = before_start
     watched = {"deployments", "pods", "horizontalpodautoscalers", "nodes", "finopspolicies"}
-    wait_for(
-        lambda: watched <= {r for (v, r) in proxy.snapshot()[0] if v == "WATCH"}, 120, "operator watches"
+    eventually(
+        lambda: watched <= {r for (v, r) in proxy.snapshot()[0] if v == "WATCH"},
+        timeout=120,
+        what="operator watches",
     )
     time.sleep(2)
     wire1, bytes1 = proxy.snapshot()
@@ -649,7 +596,7 @@ def _measure(bench: Bench, operator: Operator, namespace: str, result: SizeResul
             and metric(m, "finops_api_requests_total", verb="patch", resource="pods") >= n
         )
 
-    wait_for(converged, 600, f"{n} governed Deployments", 0.25)
+    eventually(converged, timeout=600, interval=0.25, what=f"{n} governed Deployments")
     result.converge_s = time.monotonic() - t0
     wire2, _ = proxy.snapshot()
     result.converge_wire = (wire2 - wire1).total()
@@ -889,7 +836,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with cluster_kubeconfig(args.existing, workdir / "cluster") as kubeconfig:
             kube = Kube.connect(kubeconfig)
-            kube.install_crds()
+            install_crds(kube.cluster)
             upstream = Upstream.from_kubeconfig(kubeconfig)
             proxy = CountingProxy(upstream)
             proxy.start()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kube import REPO, Kube, docker_and_kind_work, eventually
+from tests.kube import REPO, Kube, docker_and_kind_work, install_crds
 
 sys.path.insert(0, str(REPO / "operator"))
 
@@ -37,7 +37,7 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
         if not kubeconfig:
             pytest.fail("FINOPS_TEST_CLUSTER=existing needs KUBECONFIG")
         cluster = Kube(Path(kubeconfig), "existing")
-        _install_crds(cluster)
+        install_crds(cluster)
         yield cluster
         return
     if provider == "kind":
@@ -54,7 +54,7 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
             cluster.kubectl(
                 "apply", "-f", "-", stdin=yaml.safe_dump_all([node_manifest(n) for n in default_nodes()])
             )
-            _install_crds(cluster)
+            install_crds(cluster)
             yield cluster
         finally:
             kind.delete()
@@ -65,18 +65,7 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     state = local.up()
     try:
         cluster = Kube(state.kubeconfig, "local")
-        _install_crds(cluster)
+        install_crds(cluster)
         yield cluster
     finally:
         local.down(quiet=True)
-
-
-def _install_crds(cluster: Kube) -> None:
-    cluster.kubectl("apply", "-k", str(REPO / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
-    # Discovery of the new kinds can lag Established by a moment.
-    eventually(
-        lambda: "finopspolicies" in cluster.kubectl("api-resources", "--api-group=finops.dev"),
-        timeout=30,
-        what="finops.dev discovery",
-    )

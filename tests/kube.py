@@ -79,3 +79,15 @@ def docker_and_kind_work() -> bool:
     if not shutil.which("kind") or not shutil.which("docker"):
         return False
     return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
+
+
+def install_crds(cluster: Kube) -> None:
+    """The project's CRDs, established and discoverable."""
+    cluster.kubectl("apply", "-k", str(REPO / "crds"))
+    cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    # Discovery of the new kinds can lag Established by a moment.
+    eventually(
+        lambda: "finopspolicies" in cluster.kubectl("api-resources", "--api-group=finops.dev"),
+        timeout=30,
+        what="finops.dev discovery",
+    )

@@ -4,7 +4,8 @@ object being handled (and the few reads that are no index). Every request is cou
 `kubectl get -o yaml --show-managed-fields` and Argo CD can tell the operator's changes from the user's.
 
 Generic over kinds: an object is named by (apiVersion, kind, namespace, name) and ``RESOURCES`` maps the
-kinds the operator touches to their REST path.
+kinds the operator touches to their REST path. Handlers reach the Kubernetes client only through this
+module (``ApiException`` included), an import-linter contract says so.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from finops_operator import metrics
+
+__all__ = ["FIELD_MANAGER", "RESOURCES", "ApiException", "KubeClient", "PatchType", "resource_path"]
 
 FIELD_MANAGER = "finops-operator"
 
@@ -40,9 +43,6 @@ RESOURCES: Mapping[tuple[str, str], tuple[str, bool]] = {
     ),
 }
 """(apiVersion, kind) -> (plural, namespaced) of every kind the operator writes."""
-
-API_VERSIONS: Mapping[str, str] = {kind: api_version for api_version, kind in RESOURCES}
-"""The apiVersion of each kind above (kinds are unique among them)."""
 
 PatchType = Literal["merge", "strategic"]
 _CONTENT_TYPES: Mapping[str, str] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -28,7 +29,7 @@ def build_registry(operator_settings: Settings) -> kopf.OperatorRegistry:
         configure_kopf(settings)
         memo.kube = KubeClient.from_environment()
         if operator_settings.webhook_enabled:
-            settings.admission.server = webhooks.build_server(operator_settings)
+            settings.admission.server = webhooks.build_server(operator_settings, memo.scratch)
             settings.admission.managed = webhooks.MANAGED_CONFIGURATION
 
     @kopf.on.login(id="login", registry=registry)
@@ -74,18 +75,22 @@ async def run_operator(
     )
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
-    await kopf.operator(
-        registry=build_registry(settings),
-        standalone=settings.standalone,
-        clusterwide=not settings.namespaces,
-        namespaces=settings.namespaces,
-        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
-        memo=kopf.Memo(
-            settings=settings,
-            locks={},
-            recent_writes=RecentWrites(ttl=max(30.0, 3 * settings.sample_interval_seconds)),
-            forecasters=ForecasterCache(),
-        ),
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-    )
+    with contextlib.ExitStack() as scratch:  # temporary files (webhook certificates) go on any exit
+        await kopf.operator(
+            registry=build_registry(settings),
+            standalone=settings.standalone,
+            clusterwide=not settings.namespaces,
+            namespaces=settings.namespaces,
+            liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz"
+            if settings.health_port
+            else None,
+            memo=kopf.Memo(
+                settings=settings,
+                locks={},
+                recent_writes=RecentWrites(ttl=max(30.0, 3 * settings.sample_interval_seconds)),
+                forecasters=ForecasterCache(),
+                scratch=scratch,
+            ),
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )

@@ -33,7 +33,8 @@ class Settings(BaseSettings):
     webhook_port: int = Field(default=9443, ge=1, le=65535)
     """Port the webhook listens on."""
     webhook_cert_dir: Path | None = None
-    """Directory with tls.crt and tls.key (and ca.crt); unset generates a self-signed pair (local only)."""
+    """Directory with tls.crt and tls.key (and ca.crt); generated there when missing and reused on the
+    next start. Unset: generated into a temporary directory removed when the operator exits (local only)."""
     webhook_service: str | None = None
     """Service name/namespace ("name.namespace") the API server reaches the webhook through; unset uses
     the host/port URL, which only works for a local API server."""

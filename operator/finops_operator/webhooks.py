@@ -4,6 +4,7 @@ by URL (a local control plane) or through a Service (in a cluster)."""
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 import kopf
 
-from finops_operator.devcluster.pki import make_webhook_certificate
+from finops_operator.certificates import WebhookCertificate, make_webhook_certificate
 from finops_operator.settings import Settings
 
 MANAGED_CONFIGURATION = "finops.dev"
@@ -32,39 +33,46 @@ class ServiceWebhookServer(kopf.WebhookServer):
             yield {"caBundle": config.get("caBundle"), "service": {**self.service, "path": ""}}
 
 
-def certificate_files(settings: Settings, hosts: tuple[str, ...]) -> tuple[Path, Path, Path]:
-    """(ca, cert, key): the files in webhook_cert_dir when present (tls.crt, tls.key, ca.crt), else a
-    fresh self-signed pair written there (or into a private temporary directory)."""
+def certificate_files(
+    settings: Settings, hosts: tuple[str, ...], scratch: contextlib.ExitStack
+) -> WebhookCertificate:
+    """The files in webhook_cert_dir when present (tls.crt, tls.key, and ca.crt if there), else a
+    fresh certificate: written into webhook_cert_dir, where the next start finds it again, or, with no
+    directory configured, into a private temporary directory that ``scratch`` removes when the
+    operator exits."""
     directory = settings.webhook_cert_dir
     if directory is not None and (directory / "tls.crt").is_file() and (directory / "tls.key").is_file():
         ca = directory / "ca.crt"
-        return (ca if ca.is_file() else directory / "tls.crt"), directory / "tls.crt", directory / "tls.key"
-    target = directory or Path(tempfile.mkdtemp(prefix="finops-webhook-"))
-    authority, server = make_webhook_certificate(target, hosts)
-    return authority.cert_path, server.cert_path, server.key_path
+        return WebhookCertificate(
+            ca if ca.is_file() else directory / "tls.crt", directory / "tls.crt", directory / "tls.key"
+        )
+    if directory is None:
+        directory = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="finops-webhook-")))
+    return make_webhook_certificate(directory, hosts)
 
 
-def build_server(settings: Settings) -> kopf.WebhookServer:
+def build_server(settings: Settings, scratch: contextlib.ExitStack) -> kopf.WebhookServer:
+    """The webhook server; temporary certificate files live as long as ``scratch``."""
     if settings.webhook_service:
         name, namespace = settings.webhook_service.split(".", 1)
         hosts = (f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local", name)
-        ca, cert, key = certificate_files(settings, hosts)
+        files = certificate_files(settings, hosts, scratch)
         return ServiceWebhookServer(
             service_name=name,
             service_namespace=namespace,
             addr=settings.webhook_host,
             port=settings.webhook_port,
-            cafile=str(ca),
-            certfile=str(cert),
-            pkeyfile=str(key),
+            cafile=str(files.ca_path),
+            certfile=str(files.cert_path),
+            pkeyfile=str(files.key_path),
         )
     host = "127.0.0.1" if settings.webhook_host in ("0.0.0.0", "") else settings.webhook_host
-    ca, cert, key = certificate_files(settings, (host,))
+    files = certificate_files(settings, (host,), scratch)
     return kopf.WebhookServer(
         addr=settings.webhook_host,
         port=settings.webhook_port,
         host=host,
-        cafile=str(ca),
-        certfile=str(cert),
-        pkeyfile=str(key),
+        cafile=str(files.ca_path),
+        certfile=str(files.cert_path),
+        pkeyfile=str(files.key_path),
     )

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from tests.kube import REPO, Kube, eventually
-from tests.operator_process import running_operator
+from tests.operator_process import free_port, running_operator
 
 
 def _ready(kube: Kube) -> dict[str, str] | None:
@@ -89,3 +89,24 @@ def test_invalid_settings_are_refused_with_a_clear_error(kube: Kube) -> None:
     assert proc.returncode == 2
     assert "sample_interval_seconds (FINOPS_SAMPLE_INTERVAL_SECONDS)" in proc.stderr
     assert "prometheus_url (FINOPS_PROMETHEUS_URL)" in proc.stderr
+
+
+def test_webhook_certificates_leave_no_temporary_directory_behind(kube: Kube, tmp_path: Path) -> None:
+    """Issue 10 item 6: every start used to leave a finops-webhook-* directory holding a CA key."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+
+    def made() -> list[Path]:
+        return [p for p in scratch.iterdir() if p.name.startswith("finops-webhook-")]
+
+    args = ("--webhook", "--webhook-port", str(free_port()))
+    try:
+        with running_operator(kube, tmp_path, *args, env={"TMPDIR": str(scratch)}) as operator:
+            (directory,) = eventually(made, timeout=30, what="the webhook certificates")
+            assert sorted(p.name for p in directory.iterdir()) == ["ca.crt", "tls.crt", "tls.key"]
+            code = operator.terminate()
+        assert code == 0, operator.log()[-3000:]
+        assert made() == []
+    finally:
+        for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
+            kube.kubectl("delete", kind, "finops.dev", "--ignore-not-found")

@@ -1,11 +1,10 @@
-"""Pure parts of the dev-cluster tooling: go.mod parsing, binary discovery, certificates."""
+"""Pure parts of the dev-cluster tooling: go.mod parsing, binary discovery, node manifests."""
 
 from __future__ import annotations
 
-import ssl
 from pathlib import Path
 
-from finops_operator.devcluster import binaries, pki
+from finops_operator.devcluster import binaries
 from finops_operator.devcluster.nodes import NodeSpec, node_manifest
 
 GO_MOD = """module k8s.io/kubernetes
@@ -38,13 +37,6 @@ def test_kubebuilder_assets_win_over_everything(tmp_path: Path) -> None:
     override.write_text("")
     env = {"TEST_ASSET_KUBE_APISERVER": str(override), "PATH": ""}
     assert binaries.locate("kube-apiserver", env) == override
-
-
-def test_server_certificate_verifies_against_its_ca(tmp_path: Path) -> None:
-    ca, server = pki.make_webhook_certificate(tmp_path, ("127.0.0.1", "finops-operator.finops-system.svc"))
-    context = ssl.create_default_context(cafile=str(ca.cert_path))
-    context.load_cert_chain(str(server.cert_path), str(server.key_path))  # key matches certificate
-    assert oct(server.key_path.stat().st_mode & 0o777) == "0o600"
 
 
 def test_gpu_node_manifest_has_capacity_and_topology_labels() -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from finops_operator.devcluster import pki
+from finops_operator import certificates
 from finops_operator.devcluster.binaries import Binaries, ensure_binaries, locate
 from finops_operator.devcluster.nodes import NodeSpec, default_nodes, node_manifest
 
@@ -94,7 +94,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _write_kubeconfig(path: Path, server: str, ca: Path, client: pki.KeyPair) -> None:
+def _write_kubeconfig(path: Path, server: str, ca: Path, client: certificates.KeyPair) -> None:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -198,8 +198,8 @@ class LocalCluster:
         for sub in (pki_dir, root / "logs", root / "etcd"):
             sub.mkdir(parents=True, exist_ok=True)
         self.progress("generating certificates")
-        ca = pki.make_ca(pki_dir, "cluster-ca")
-        serving = pki.issue(
+        ca = certificates.make_ca(pki_dir, "cluster-ca")
+        serving = certificates.issue(
             ca,
             pki_dir,
             "apiserver",
@@ -214,10 +214,10 @@ class LocalCluster:
             ip_addresses=(LOOPBACK, SERVICE_IP),
             server=True,
         )
-        admin = pki.issue(
+        admin = certificates.issue(
             ca, pki_dir, "admin", common_name="admin", organization="system:masters", client=True
         )
-        service_accounts = pki.make_service_account_keys(pki_dir)
+        service_accounts = certificates.make_service_account_keys(pki_dir)
         _write_kubeconfig(state.kubeconfig, state.server, ca.cert_path, admin)
 
         self.progress(f"starting etcd on {LOOPBACK}:{state.etcd_port}")

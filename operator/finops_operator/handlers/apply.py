@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import kopf
-from kubernetes.client.exceptions import ApiException
 
 from finops_operator.handlers.status import RecentWrites, write_status
-from finops_operator.kube import KubeClient
+from finops_operator.kube import ApiException, KubeClient
 from finops_operator.planners.plan import (
     AddFinalizer,
     ApplyManifest,

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import kopf
-from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from finops_operator import metrics
@@ -20,7 +19,7 @@ from finops_operator.api.finopspolicy import FinOpsPolicy, FinOpsPolicySpec, Fin
 from finops_operator.handlers.execution import read_status, reconcile_in_thread
 from finops_operator.handlers.prediction import ForecasterCache, predict
 from finops_operator.handlers.status import RecentWrites, write_status
-from finops_operator.kube import KubeClient
+from finops_operator.kube import ApiException, KubeClient
 from finops_operator.planners.labelselectors import selector_matches
 from finops_operator.planners.plan import spec_error_message
 from finops_operator.planners.policy import (

@@ -164,12 +164,14 @@ StatusT = TypeVar("StatusT", bound=PlannedStatus)
 @dataclass(frozen=True)
 class Plan(Generic[StatusT]):
     """Everything one reconcile decided: the status to write, Events to post, writes to make (in
-    order), and log lines (``notes``) worth a human's attention."""
+    order), log lines (``notes``) worth a human's attention, and figures for metrics."""
 
     status: StatusT
     events: tuple[Event, ...] = ()
     intents: tuple[Intent, ...] = ()
     notes: tuple[str, ...] = ()
+    counts: Mapping[str, int] | None = None
+    """Figures for the kind's metrics (e.g. violations per rule); None when there is nothing to report."""
 
 
 def spec_error_message(error: ValidationError) -> str:

@@ -18,6 +18,14 @@ POD_TEMPLATE_PATHS: Mapping[str, tuple[str, ...]] = {
 }
 """Where each workload kind keeps its pod template (metadata + spec); () means the object is the pod."""
 
+WORKLOAD_API_VERSIONS: Mapping[str, str] = {
+    "Pod": "v1",
+    **dict.fromkeys(("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"), "apps/v1"),
+    "ReplicationController": "v1",
+    **dict.fromkeys(("Job", "CronJob"), "batch/v1"),
+}
+"""The apiVersion of each kind above."""
+
 MUTABLE_TEMPLATE_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "CronJob"})
 """Kinds whose pod template may change after creation (a Job's template and a pod's spec are immutable)."""
 

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from finops_operator.api.common import EnforcementMode
-from finops_operator.planners import vap
-from finops_operator.planners.sovereignty import NodeFacts, parse_spec
+from finops_operator.planners.sovereignty import ClusterNode, parse_spec, vap
 
 EU = "eu-west-1"
 
@@ -84,10 +83,10 @@ def test_custom_node_selector_and_nodes_widen_the_allowed_regions() -> None:
         }
     )
     nodes = {
-        "a": NodeFacts(
+        "a": ClusterNode(
             "a", {"example.com/sovereign": "true", "topology.kubernetes.io/region": "eu-central-1"}
         ),
-        "b": NodeFacts("b", {"topology.kubernetes.io/region": "us-east-1"}),
+        "b": ClusterNode("b", {"topology.kubernetes.io/region": "us-east-1"}),
     }
     rendered = vap.validations(custom, "eu", nodes)
     region = rendered[0].expression

@@ -20,9 +20,8 @@ from typing import Any
 
 from finops_operator.api.common import GPU_PRODUCT_LABEL, EnforcementMode, LabelSelector
 from finops_operator.api.sovereignregion import SovereignRegionSpec
-from finops_operator.planners.sovereignty import (
-    NodeFacts,
-    Rule,
+from finops_operator.planners.sovereignty.facts import ClusterNode, Rule
+from finops_operator.planners.sovereignty.region import (
     effective_node_selector,
     region_constraints,
     selector_text,
@@ -156,7 +155,7 @@ def _message_expression(prefix: str, what: str) -> str:
 
 
 def validations(
-    spec: SovereignRegionSpec, region_name: str, nodes: Mapping[str, NodeFacts] | None = None
+    spec: SovereignRegionSpec, region_name: str, nodes: Mapping[str, ClusterNode] | None = None
 ) -> list[Validation]:
     """The CEL rules of one region, each guarded so unchanged UPDATEs pass."""
     constraints = region_constraints(spec, nodes)
@@ -263,7 +262,7 @@ def validating_admission_policy(
     *,
     region_name: str,
     uid: str,
-    nodes: Mapping[str, NodeFacts] | None = None,
+    nodes: Mapping[str, ClusterNode] | None = None,
 ) -> dict[str, Any]:
     """The ValidatingAdmissionPolicy of one region: failurePolicy Fail (an expression that cannot be
     evaluated rejects rather than lets a workload through) and owned by the SovereignRegion, so

@@ -1,7 +1,8 @@
-"""Certificates for the local control plane and for the operator's admission webhook.
+"""Certificates for the operator's admission webhook and for the local control plane.
 
 Made with ``cryptography`` rather than Kopf's built-in self-signed helper, which relies on oscrypto
-and fails against OpenSSL 3.0.x ("Error detecting the version of libcrypto").
+and fails against OpenSSL 3.0.x ("Error detecting the version of libcrypto"). Production code (the
+webhook server) and the dev cluster both use this module.
 """
 
 from __future__ import annotations
@@ -130,16 +131,27 @@ def make_service_account_keys(directory: Path) -> KeyPair:
     return pair
 
 
-def make_webhook_certificate(directory: Path, hosts: tuple[str, ...]) -> tuple[KeyPair, KeyPair]:
-    """A CA and a serving certificate for the admission webhook; returns (ca, server)."""
+@dataclass(frozen=True)
+class WebhookCertificate:
+    """The files a webhook server needs: the CA bundle for the API server, its certificate and key."""
+
+    ca_path: Path
+    cert_path: Path
+    key_path: Path
+
+
+def make_webhook_certificate(directory: Path, hosts: tuple[str, ...]) -> WebhookCertificate:
+    """A serving certificate for the admission webhook, signed by a CA made for it alone, as
+    ``ca.crt``, ``tls.crt`` and ``tls.key`` (the names a Kubernetes TLS Secret mounts). The CA's
+    private key is discarded once it signed: nothing else may ever be signed with it."""
     directory.mkdir(parents=True, exist_ok=True)
     ca = make_ca(directory, "finops-webhook-ca")
     ips = tuple(h for h in hosts if _is_ip(h))
     dns = tuple(h for h in hosts if not _is_ip(h))
-    server = issue(
-        ca, directory, "webhook", common_name=hosts[0], dns_names=dns, ip_addresses=ips, server=True
-    )
-    return ca, server
+    server = issue(ca, directory, "tls", common_name=hosts[0], dns_names=dns, ip_addresses=ips, server=True)
+    ca.key_path.unlink()
+    ca_path = ca.cert_path.rename(directory / "ca.crt")
+    return WebhookCertificate(ca_path, server.cert_path, server.key_path)
 
 
 def _is_ip(host: str) -> bool:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import kopf
 from pydantic import ValidationError
@@ -16,12 +16,11 @@ from pydantic import ValidationError
 from finops_operator import metrics
 from finops_operator.api.common import GPU_PRODUCT_LABEL, GROUP, VERSION, LabelSelector
 from finops_operator.api.finopspolicy import FinOpsPolicy, FinOpsPolicySpec, FinOpsPolicyStatus
+from finops_operator.handlers.apply import Applied, apply_intents, apply_plan
 from finops_operator.handlers.execution import read_status, reconcile_in_thread
 from finops_operator.handlers.prediction import ForecasterCache, predict
-from finops_operator.handlers.status import RecentWrites, write_status
 from finops_operator.kube import ApiException, KubeClient
-from finops_operator.planners.labelselectors import selector_matches
-from finops_operator.planners.plan import spec_error_message
+from finops_operator.planners.plan import PatchWorkload, spec_error_message
 from finops_operator.planners.policy import (
     DeploymentFacts,
     PeerPolicy,
@@ -33,10 +32,10 @@ from finops_operator.planners.policy import (
     plan_policy,
 )
 from finops_operator.planners.policy.bounds import POLICY_LABEL, HpaFacts
-from finops_operator.planners.policy.budget import GovernedWorkload, restore
 from finops_operator.planners.policy.caps import PodTemplateFacts, admit_deployment
-from finops_operator.planners.policy.ledger import LEDGER_FINALIZER, LedgerPod, ledger_pod
+from finops_operator.planners.policy.ledger import LedgerPod, ledger_pod
 from finops_operator.planners.policy.predictive import PredictionInput
+from finops_operator.planners.policy.writes import plan_deletion, policy_writes
 from finops_operator.settings import Settings
 from finops_operator.telemetry import prometheus
 from finops_operator.telemetry.alerts import Alert, post_alerts
@@ -217,17 +216,17 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
         else:
             plan = plan_policy(parsed, observation, now)
         kube: KubeClient = memo.kube
-        _apply(
-            kube=kube,
-            namespace=namespace,
-            policy=name,
+        results = apply_plan(
+            kube,
+            policy_writes(plan, namespace, snapshot.deployments),
+            kind=KIND,
             body=body,
-            plan=plan,
-            observation=observation,
-            memo=memo,
+            status=status,
+            patch=patch,
+            recent=memo.recent_writes,
             logger=logger,
         )
-        write_status(KIND, status, plan.status.to_wire(), patch)
+        _count_actions(namespace, name, plan, results, logger)
         _notify(
             kube=kube,
             namespace=namespace,
@@ -327,38 +326,24 @@ def _restore_on_delete(
     name: str,
     body: kopf.Body,
     memo: kopf.Memo,
-    logger: logging.Logger | logging.LoggerAdapter[Any],
+    logger: logging.Logger,
     snapshot: NamespaceSnapshot,
     **_: Any,
 ) -> None:
-    """Deleting a policy undoes everything it did: replicas restored, ledger finalizers released."""
-    namespace = namespace or ""
-    kube: KubeClient = memo.kube
-    ours = [d for d in snapshot.deployments if d.as_workload().marked_by(name)]
-    for deployment in ours:
-        change = restore(
-            GovernedWorkload(deployment.name, deployment.replicas, deployment.annotations),
-            "PolicyDeleted",
-            f"FinOpsPolicy {name} deleted",
-        )
-        kube.patch_deployment(namespace, deployment.name, change.replicas, change.annotations)
-        _post(deployment, namespace, "Normal", "PolicyDeleted", change.message)
-        logger.info(change.message)
+    """Deleting a policy undoes everything it did (see ``plan_deletion``). A refused write keeps the
+    policy's finalizer: Kopf retries, so nothing the policy changed is left behind."""
     try:
-        spec = parse_policy_spec(body.get("spec") or {})
+        spec: FinOpsPolicySpec | None = parse_policy_spec(body.get("spec") or {})
     except ValidationError:
         spec = None
-    for pod in snapshot.pods:
-        if pod.has_finalizer and (
-            spec is None or _selected_by(spec.target_workload_selector, pod, snapshot.deployments)
-        ):
-            kube.remove_pod_finalizer(namespace, pod.name, LEDGER_FINALIZER)
-    metrics.forget_policy(namespace, name)
-    memo.forecasters.forget((namespace, name))
-
-
-def _selected_by(selector: LabelSelector, pod: LedgerPod, deployments: Sequence[DeploymentFacts]) -> bool:
-    return any(selector_matches(selector, d.labels) and d.owns(pod) for d in deployments)
+    intents = plan_deletion(name, spec, snapshot.deployments, snapshot.pods)
+    kube: KubeClient = memo.kube
+    results = apply_intents(kube, intents, owner=body, recent=memo.recent_writes, logger=logger)
+    refused = [r for r in results if r.error is not None and r.error.status != 404]
+    if refused:
+        raise kopf.TemporaryError(f"{len(refused)} restore(s) refused; retrying", delay=10)
+    metrics.forget_policy(namespace or "", name)
+    memo.forecasters.forget((namespace or "", name))
 
 
 def _prediction(
@@ -392,60 +377,16 @@ def _pod_utilization(
     return {s.labels["pod"]: s.value for s in samples if "pod" in s.labels}, None
 
 
-def _apply(
-    *,
-    kube: KubeClient,
-    namespace: str,
-    policy: str,
-    body: kopf.Body,
-    plan: PolicyPlan,
-    observation: PolicyObservation,
-    memo: kopf.Memo,
-    logger: logging.Logger,
+def _count_actions(
+    namespace: str, policy: str, plan: PolicyPlan, results: Sequence[Applied], logger: logging.Logger
 ) -> None:
-    """Make the plan real. Every change is a patch of a field the plan computed, so a crash halfway
-    is repaired by the next sample."""
-    for pod in plan.pods_to_track:
-        kube.add_pod_finalizer(namespace, pod.name, LEDGER_FINALIZER)
-    for pod in plan.pods_to_release:
-        kube.remove_pod_finalizer(namespace, pod.name, LEDGER_FINALIZER)
-    by_name = {d.name: d for d in observation.deployments}
-    recent: RecentWrites = memo.recent_writes
-    for manifest in plan.hpas.apply:
-        try:
-            kube.apply_hpa(manifest)
-        except ApiException as error:
-            logger.warning("could not apply HPA %s: %s", manifest["metadata"]["name"], error.reason)
-    for hpa in plan.hpas.delete:
-        kube.delete_hpa(namespace, hpa)
-    for change in plan.changes:
-        if not recent.first(
-            (namespace, change.workload), (change.replicas, sorted(change.annotations.items()))
-        ):
-            continue
-        try:
-            kube.patch_deployment(namespace, change.workload, change.replicas, change.annotations)
-        except ApiException as error:
-            logger.warning("could not change %s: %s", change.workload, error.reason)
-            continue
-        metrics.record_action(namespace, policy, change.reason)
-        logger.info(change.message)
-    for event in plan.events:
-        if not recent.first((namespace, policy, event.reason), event.message):
-            continue
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-        deployment = by_name.get(event.workload or "")
-        if deployment is not None:
-            _post(deployment, namespace, event.type, event.reason, event.message)
-
-
-def _post(deployment: DeploymentFacts, namespace: str, type_: str, reason: str, message: str) -> None:
-    reference = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": deployment.name, "namespace": namespace, "uid": deployment.uid},
-    }
-    kopf.event(cast("kopf.Body", reference), type=type_, reason=reason, message=message)
+    """Each replica change the API server accepted counts as an action of its reason."""
+    changes = {c.workload: c for c in plan.changes}
+    for done in results:
+        change = changes.get(done.intent.target.name)
+        if isinstance(done.intent, PatchWorkload) and done.result is not None and change is not None:
+            metrics.record_action(namespace, policy, change.reason)
+            logger.info(change.message)
 
 
 def _notify(

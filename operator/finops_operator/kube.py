@@ -65,11 +65,6 @@ class KubeClient:
 
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
-        # Typed APIs for reads (benchmarks) and for the EdgeFleet handler until its writes move to the
-        # generic verbs below; new code writes only through those.
-        self.core = client.CoreV1Api(api)
-        self.apps = client.AppsV1Api(api)
-        self.autoscaling = client.AutoscalingV2Api(api)
 
     @classmethod
     def from_environment(cls) -> KubeClient:

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from finops_operator.api.finopspolicy import CostLimits, FinOpsPolicySpec
-from finops_operator.planners.budget import (
+from finops_operator.planners.policy.budget import (
     BudgetAssessment,
     BudgetPlan,
+    GovernedWorkload,
     ReplicaChange,
-    WorkloadFacts,
     assess_budget,
     ceil_percent,
     plan_budget_actions,
@@ -22,7 +22,7 @@ from finops_operator.planners.budget import (
     scale_down,
     thresholds_to_announce,
 )
-from finops_operator.planners.ledger import Ledger
+from finops_operator.planners.policy.ledger import Ledger
 from finops_operator.workloads.annotations import (
     ANNOTATION_CAPPED_BY,
     ANNOTATION_PREVIOUS_REPLICAS,
@@ -78,7 +78,7 @@ def spec(action: str = "ScaleToMin", mode: str = "Enforce", **extra: Any) -> Fin
     )
 
 
-def apply(workload: WorkloadFacts, change: ReplicaChange) -> WorkloadFacts:
+def apply(workload: GovernedWorkload, change: ReplicaChange) -> GovernedWorkload:
     """What the handler's patch does: set replicas when given, set or (None) remove annotations."""
     annotations = dict(workload.annotations)
     for key, value in change.annotations.items():
@@ -87,10 +87,12 @@ def apply(workload: WorkloadFacts, change: ReplicaChange) -> WorkloadFacts:
         else:
             annotations[key] = value
     replicas = change.replicas if change.replicas is not None else workload.replicas
-    return WorkloadFacts(workload.name, replicas, annotations)
+    return GovernedWorkload(workload.name, replicas, annotations)
 
 
-def apply_plan(workloads: Sequence[WorkloadFacts], changes: Sequence[ReplicaChange]) -> list[WorkloadFacts]:
+def apply_plan(
+    workloads: Sequence[GovernedWorkload], changes: Sequence[ReplicaChange]
+) -> list[GovernedWorkload]:
     by_name = {w.name: w for w in workloads}
     for change in changes:
         by_name[change.workload] = apply(by_name[change.workload], change)
@@ -308,7 +310,7 @@ def test_each_threshold_fires_once_per_window_and_again_in_the_next() -> None:
 
 # --- budget actions -------------------------------------------------------------------------------
 
-W = WorkloadFacts("llm", 4)
+W = GovernedWorkload("llm", 4)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -386,13 +388,13 @@ def test_within_budget_changes_nothing_on_unmarked_workloads(action: str, mode: 
     ],
 )
 def test_scale_down_only_above_the_target(replicas: int, action: str, changed: bool) -> None:
-    plan = plan_budget_actions(POLICY, spec(action), OVER, [WorkloadFacts("llm", replicas)])
+    plan = plan_budget_actions(POLICY, spec(action), OVER, [GovernedWorkload("llm", replicas)])
     assert bool(plan.changes) == changed
 
 
 @pytest.mark.parametrize("action", ["ScaleToMin", "ScaleToZero", "BlockScaleUp"])
 def test_enforced_actions_are_idempotent_and_restored_at_the_next_window(action: str) -> None:
-    workloads = [WorkloadFacts("a", 4), WorkloadFacts("b", 1), WorkloadFacts("c", 0)]
+    workloads = [GovernedWorkload("a", 4), GovernedWorkload("b", 1), GovernedWorkload("c", 0)]
     first = plan_budget_actions(POLICY, spec(action), OVER, workloads)
     assert first.changes
     applied = apply_plan(workloads, first.changes)
@@ -415,7 +417,7 @@ def test_enforced_actions_are_idempotent_and_restored_at_the_next_window(action:
     ],
 )
 def test_restores_are_allowed_in_every_mode(mode: str, annotations: dict[str, str]) -> None:
-    workload = WorkloadFacts("llm", 1, annotations)
+    workload = GovernedWorkload("llm", 1, annotations)
     plan = plan_budget_actions(POLICY, spec("ScaleToMin", mode), UNDER, [workload])
     assert plan.would == ()
     (change,) = plan.changes
@@ -433,12 +435,12 @@ def test_restores_are_allowed_in_every_mode(mode: str, annotations: dict[str, st
     ],
 )
 def test_the_new_window_only_restores_this_policys_budget_scale_down(mark: str) -> None:
-    workload = WorkloadFacts("llm", 0, {ANNOTATION_PREVIOUS_REPLICAS: "4", ANNOTATION_SCALED_BY: mark})
+    workload = GovernedWorkload("llm", 0, {ANNOTATION_PREVIOUS_REPLICAS: "4", ANNOTATION_SCALED_BY: mark})
     assert plan_budget_actions(POLICY, spec(), UNDER, [workload]) == BudgetPlan((), ())
 
 
 def test_previous_replicas_kept_when_scaled_by_budget_then_idle() -> None:
-    workload = WorkloadFacts("llm", 4)
+    workload = GovernedWorkload("llm", 4)
     (budget,) = plan_budget_actions(POLICY, spec("ScaleToMin"), OVER, [workload]).changes
     workload = apply(workload, budget)
     assert (workload.replicas, workload.annotations[ANNOTATION_PREVIOUS_REPLICAS]) == (1, "4")
@@ -452,12 +454,12 @@ def test_previous_replicas_kept_when_scaled_by_budget_then_idle() -> None:
 
 
 def test_previous_replicas_kept_when_scaled_by_idle_then_budget() -> None:
-    workload = WorkloadFacts("llm", 3)
+    workload = GovernedWorkload("llm", 3)
     workload = apply(workload, scale_down(POLICY, workload, 0, "idle", "IdleShutdown"))
     # Budget exhausted on an idle-shut workload: nothing to scale down.
     assert plan_budget_actions(POLICY, spec("ScaleToZero"), OVER, [workload]) == BudgetPlan((), ())
     # Someone scales it back up by hand without waking it; the budget scales it down again.
-    workload = WorkloadFacts(workload.name, 2, workload.annotations)
+    workload = GovernedWorkload(workload.name, 2, workload.annotations)
     (change,) = plan_budget_actions(POLICY, spec("ScaleToZero"), OVER, [workload]).changes
     assert change.replicas == 0
     assert change.annotations == {ANNOTATION_PREVIOUS_REPLICAS: "3", ANNOTATION_SCALED_BY: "p:budget"}
@@ -480,7 +482,7 @@ def test_block_scale_up_caps_and_scales_back(
     replicas: int, cap: str | None, new_replicas: int | None, changed: bool
 ) -> None:
     annotations = {ANNOTATION_REPLICA_CAP: cap} if cap is not None else {}
-    workload = WorkloadFacts("llm", replicas, annotations)
+    workload = GovernedWorkload("llm", replicas, annotations)
     plan = plan_budget_actions(POLICY, spec("BlockScaleUp"), OVER, [workload])
     assert bool(plan.changes) == changed
     if changed:
@@ -493,7 +495,7 @@ def test_block_scale_up_caps_and_scales_back(
 
 @pytest.mark.parametrize("mode", ["DryRun", "Warn"])
 def test_block_scale_up_scale_back_is_only_reported_outside_enforce(mode: str) -> None:
-    workload = WorkloadFacts("llm", 5, {ANNOTATION_REPLICA_CAP: "3"})
+    workload = GovernedWorkload("llm", 5, {ANNOTATION_REPLICA_CAP: "3"})
     plan = plan_budget_actions(POLICY, spec("BlockScaleUp", mode), OVER, [workload])
     assert plan.changes == ()
     assert [c.replicas for c in plan.would] == [3]
@@ -501,14 +503,14 @@ def test_block_scale_up_scale_back_is_only_reported_outside_enforce(mode: str) -
 
 @pytest.mark.parametrize("cap", ["", "three", "-1", "2.5", "\u00b2"])
 def test_block_scale_up_survives_a_malformed_cap(cap: str) -> None:
-    workload = WorkloadFacts("llm", 4, {ANNOTATION_REPLICA_CAP: cap})
+    workload = GovernedWorkload("llm", 4, {ANNOTATION_REPLICA_CAP: cap})
     (change,) = plan_budget_actions(POLICY, spec("BlockScaleUp"), OVER, [workload]).changes
     assert change.replicas is None
     assert change.annotations == {ANNOTATION_REPLICA_CAP: "4", ANNOTATION_CAPPED_BY: "p"}
 
 
 def test_window_reset_lifts_the_cap_without_waking_an_idle_shut_workload() -> None:
-    capped = WorkloadFacts("llm", 3, {ANNOTATION_REPLICA_CAP: "3"})
+    capped = GovernedWorkload("llm", 3, {ANNOTATION_REPLICA_CAP: "3"})
     asleep = apply(capped, scale_down(POLICY, capped, 0, "idle", "IdleShutdown"))
     assert asleep.annotations[ANNOTATION_REPLICA_CAP] == "3"
     (change,) = plan_budget_actions(POLICY, spec("BlockScaleUp"), UNDER, [asleep]).changes
@@ -520,7 +522,7 @@ def test_window_reset_lifts_the_cap_without_waking_an_idle_shut_workload() -> No
 
 
 def test_changes_are_sorted_by_workload_name() -> None:
-    workloads = [WorkloadFacts(name, 3) for name in ("c", "a", "b")]
+    workloads = [GovernedWorkload(name, 3) for name in ("c", "a", "b")]
     plan = plan_budget_actions(POLICY, spec("ScaleToZero"), OVER, workloads)
     assert [c.workload for c in plan.changes] == ["a", "b", "c"]
 
@@ -536,7 +538,7 @@ def test_changes_are_sorted_by_workload_name() -> None:
     ],
 )
 def test_scaled_by(annotations: dict[str, str], mark: tuple[str, str] | None) -> None:
-    assert WorkloadFacts("w", 1, annotations).scaled_by() == mark
+    assert GovernedWorkload("w", 1, annotations).scaled_by() == mark
 
 
 @pytest.mark.parametrize(
@@ -553,7 +555,7 @@ def test_restore_reads_the_recorded_replicas(raw: str | None, replicas: int | No
     annotations = {ANNOTATION_SCALED_BY: "p:budget"}
     if raw is not None:
         annotations[ANNOTATION_PREVIOUS_REPLICAS] = raw
-    change = restore(WorkloadFacts("w", 1, annotations), "BudgetRestored", "new budget window")
+    change = restore(GovernedWorkload("w", 1, annotations), "BudgetRestored", "new budget window")
     assert change.replicas == replicas
     assert set(change.annotations) == {
         ANNOTATION_PREVIOUS_REPLICAS,

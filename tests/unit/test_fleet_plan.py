@@ -292,7 +292,11 @@ def test_policy_not_found_only_when_absent_twice(
     spec = make_spec(finOpsPolicyRef={"name": reference}) if reference else SPEC
     observed = observation(policy_labels=labels, policy_missing_before=missing_before)
     events = [(e.type, e.reason, e.message) for e in policy_events(spec, observed)]
-    assert events == ([("Warning", "PolicyNotFound", "FinOpsPolicy edge-cost not found")] if warned else [])
+    assert events == (
+        [("Warning", "PolicyNotFound", f"FinOpsPolicy edge-cost not found in namespace {NAMESPACE}")]
+        if warned
+        else []
+    )
     assert [e.reason for e in plan_fleet(spec, observed, T0).events].count("PolicyNotFound") == warned
 
 

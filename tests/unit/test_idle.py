@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from finops_operator.api.finopspolicy import FinOpsPolicySpec
-from finops_operator.planners.budget import ReplicaChange, WorkloadFacts
-from finops_operator.planners.idle import IdleDecision, plan_idle
+from finops_operator.planners.policy.budget import GovernedWorkload, ReplicaChange
+from finops_operator.planners.policy.idle import IdleDecision, plan_idle
 from finops_operator.workloads.annotations import (
     ANNOTATION_PREVIOUS_REPLICAS,
     ANNOTATION_REPLICA_CAP,
@@ -22,8 +22,8 @@ NOW = datetime(2026, 11, 22, 10, 30, tzinfo=UTC)
 M = timedelta(minutes=1)
 POLICY = "p"
 RULES = {"idleShutdownThresholdMinutes": 30, "idleGPUUtilizationPercent": 5}
-RUNNING = WorkloadFacts("llm", 3)
-ASLEEP = WorkloadFacts("llm", 0, {ANNOTATION_PREVIOUS_REPLICAS: "3", ANNOTATION_SCALED_BY: "p:idle"})
+RUNNING = GovernedWorkload("llm", 3)
+ASLEEP = GovernedWorkload("llm", 0, {ANNOTATION_PREVIOUS_REPLICAS: "3", ANNOTATION_SCALED_BY: "p:idle"})
 NOTHING = IdleDecision(None, None, None, idle=False)
 
 
@@ -35,7 +35,7 @@ def spec(mode: str = "Enforce", rules: dict[str, Any] | None = RULES) -> FinOpsP
 
 
 def decide(
-    workload: WorkloadFacts = RUNNING,
+    workload: GovernedWorkload = RUNNING,
     utilization: float | None = 1.0,
     idle_since: datetime | None = None,
     *,
@@ -52,7 +52,7 @@ def decide(
     )
 
 
-def apply(workload: WorkloadFacts, change: ReplicaChange) -> WorkloadFacts:
+def apply(workload: GovernedWorkload, change: ReplicaChange) -> GovernedWorkload:
     annotations = dict(workload.annotations)
     for key, value in change.annotations.items():
         if value is None:
@@ -60,7 +60,7 @@ def apply(workload: WorkloadFacts, change: ReplicaChange) -> WorkloadFacts:
         else:
             annotations[key] = value
     replicas = change.replicas if change.replicas is not None else workload.replicas
-    return WorkloadFacts(workload.name, replicas, annotations)
+    return GovernedWorkload(workload.name, replicas, annotations)
 
 
 # --- when a workload is idle ------------------------------------------------------------------------
@@ -74,16 +74,18 @@ def apply(workload: WorkloadFacts, change: ReplicaChange) -> WorkloadFacts:
         pytest.param(spec(), RUNNING, None, id="metrics-missing"),
         pytest.param(spec(), RUNNING, 5.0, id="exactly-at-threshold"),
         pytest.param(spec(), RUNNING, 80.0, id="busy"),
-        pytest.param(spec(), WorkloadFacts("llm", 0), 0.0, id="already-at-zero"),
+        pytest.param(spec(), GovernedWorkload("llm", 0), 0.0, id="already-at-zero"),
         pytest.param(
             spec(),
-            WorkloadFacts("llm", 0, {ANNOTATION_PREVIOUS_REPLICAS: "3", ANNOTATION_SCALED_BY: "p:budget"}),
+            GovernedWorkload("llm", 0, {ANNOTATION_PREVIOUS_REPLICAS: "3", ANNOTATION_SCALED_BY: "p:budget"}),
             0.0,
             id="budget-scaled-to-zero",
         ),
         pytest.param(
             spec(),
-            WorkloadFacts("llm", 0, {ANNOTATION_PREVIOUS_REPLICAS: "3", ANNOTATION_SCALED_BY: "other:idle"}),
+            GovernedWorkload(
+                "llm", 0, {ANNOTATION_PREVIOUS_REPLICAS: "3", ANNOTATION_SCALED_BY: "other:idle"}
+            ),
             0.0,
             id="other-policys-idle-shutdown",
         ),
@@ -91,7 +93,10 @@ def apply(workload: WorkloadFacts, change: ReplicaChange) -> WorkloadFacts:
 )
 @pytest.mark.parametrize("since", [None, NOW - 10 * 60 * M], ids=["fresh", "long-idle-before"])
 def test_not_idle(
-    policy_spec: FinOpsPolicySpec, workload: WorkloadFacts, utilization: float | None, since: datetime | None
+    policy_spec: FinOpsPolicySpec,
+    workload: GovernedWorkload,
+    utilization: float | None,
+    since: datetime | None,
 ) -> None:
     assert decide(workload, utilization, since, policy_spec=policy_spec) == NOTHING
 
@@ -183,7 +188,7 @@ def test_asleep_stays_asleep_and_planning_again_changes_nothing(utilization: flo
 @pytest.mark.parametrize("mode", ["Enforce", "DryRun", "Warn"])
 @pytest.mark.parametrize("rules", [RULES, None], ids=["rules", "no-rules"])
 def test_wake_annotation_restores_and_clears_itself(mode: str, rules: dict[str, Any] | None) -> None:
-    woken = WorkloadFacts("llm", 0, {**ASLEEP.annotations, ANNOTATION_WAKE: "please", "other": "kept"})
+    woken = GovernedWorkload("llm", 0, {**ASLEEP.annotations, ANNOTATION_WAKE: "please", "other": "kept"})
     decision = decide(woken, 0.0, NOW - 60 * M, policy_spec=spec(mode, rules))
     assert decision.idle is False and decision.idle_since is None and decision.would is None
     change = decision.change
@@ -191,24 +196,26 @@ def test_wake_annotation_restores_and_clears_itself(mode: str, rules: dict[str, 
     assert change.reason == "WokenUp"
     assert change.replicas == 3
     after = apply(woken, change)
-    assert after == WorkloadFacts("llm", 3, {"other": "kept"})
+    assert after == GovernedWorkload("llm", 3, {"other": "kept"})
     # Awake again: idle tracking starts from scratch, and the wake is not repeated.
     assert decide(after, 0.0, None, policy_spec=spec(mode, rules), now=NOW + M).change is None
 
 
 def test_wake_also_lifts_a_budget_cap() -> None:
-    woken = WorkloadFacts("llm", 0, {**ASLEEP.annotations, ANNOTATION_REPLICA_CAP: "0", ANNOTATION_WAKE: ""})
+    woken = GovernedWorkload(
+        "llm", 0, {**ASLEEP.annotations, ANNOTATION_REPLICA_CAP: "0", ANNOTATION_WAKE: ""}
+    )
     change = decide(woken).change
     assert change is not None
-    assert apply(woken, change) == WorkloadFacts("llm", 3, {})
+    assert apply(woken, change) == GovernedWorkload("llm", 3, {})
 
 
 @pytest.mark.parametrize(
     "workload",
     [
-        pytest.param(WorkloadFacts("llm", 3, {ANNOTATION_WAKE: "1"}), id="running"),
+        pytest.param(GovernedWorkload("llm", 3, {ANNOTATION_WAKE: "1"}), id="running"),
         pytest.param(
-            WorkloadFacts(
+            GovernedWorkload(
                 "llm",
                 1,
                 {ANNOTATION_WAKE: "1", ANNOTATION_PREVIOUS_REPLICAS: "3", ANNOTATION_SCALED_BY: "p:budget"},
@@ -217,7 +224,7 @@ def test_wake_also_lifts_a_budget_cap() -> None:
         ),
     ],
 )
-def test_wake_on_a_workload_not_idle_shut_just_clears_it(workload: WorkloadFacts) -> None:
+def test_wake_on_a_workload_not_idle_shut_just_clears_it(workload: GovernedWorkload) -> None:
     decision = decide(workload, 0.0, NOW - 60 * M)
     assert decision.idle is False and decision.idle_since is None and decision.would is None
     change = decision.change
@@ -247,7 +254,7 @@ def test_restore_when_idle_shutdown_is_no_longer_enforced(policy_spec: FinOpsPol
     assert change.reason == "WokenUp"
     assert change.replicas == 3
     after = apply(ASLEEP, change)
-    assert after == WorkloadFacts("llm", 3, {})
+    assert after == GovernedWorkload("llm", 3, {})
     assert decide(after, None, None, policy_spec=policy_spec) == NOTHING
 
 
@@ -259,17 +266,17 @@ def test_a_workload_at_zero_is_not_idle_shut_again() -> None:
         decision = decide(asleep, 0.0, NOW - 30 * M, now=NOW + minute * M)
         assert decision.change is None and decision.would is None
     # Manually scaled to zero, never marked: not idle, no mark added.
-    assert decide(WorkloadFacts("llm", 0), 0.0, NOW - 60 * M) == NOTHING
+    assert decide(GovernedWorkload("llm", 0), 0.0, NOW - 60 * M) == NOTHING
 
 
 def test_idle_shutdown_keeps_an_earlier_replica_record() -> None:
-    budget_scaled = WorkloadFacts(
+    budget_scaled = GovernedWorkload(
         "llm", 1, {ANNOTATION_PREVIOUS_REPLICAS: "4", ANNOTATION_SCALED_BY: "p:budget"}
     )
     change = decide(budget_scaled, 0.0, NOW - 30 * M).change
     assert change is not None
     assert change.annotations == {ANNOTATION_PREVIOUS_REPLICAS: "4", ANNOTATION_SCALED_BY: "p:idle"}
     asleep = apply(budget_scaled, change)
-    woken = WorkloadFacts("llm", 0, {**asleep.annotations, ANNOTATION_WAKE: "1"})
+    woken = GovernedWorkload("llm", 0, {**asleep.annotations, ANNOTATION_WAKE: "1"})
     wake = decide(woken).change
     assert wake is not None and wake.replicas == 4

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from finops_operator.api.finopspolicy import Pricing
-from finops_operator.planners.ledger import (
+from finops_operator.planners.policy.ledger import (
     Ledger,
     LedgerAdvance,
-    PodFacts,
+    LedgerPod,
     advance_ledger,
     gpu_hours_between,
     hourly_rate,
@@ -36,8 +36,8 @@ def pod(
     *,
     node_name: str | None = None,
     has_finalizer: bool = False,
-) -> PodFacts:
-    return PodFacts(
+) -> LedgerPod:
+    return LedgerPod(
         "ns",
         name,
         gpus=gpus,
@@ -49,7 +49,7 @@ def pod(
 
 
 def advance(
-    pods: Mapping[str, Sequence[PodFacts]],
+    pods: Mapping[str, Sequence[LedgerPod]],
     now: datetime = NOW,
     previous: Ledger | None = None,
     window_start: datetime = WINDOW_START,
@@ -88,7 +88,7 @@ def advance(
         pytest.param(pod("p", 8, NOW - H, NOW - 2 * H), 0.0, id="end-before-start"),
     ],
 )
-def test_gpu_hours_between_is_the_overlap_with_the_interval(facts: PodFacts, expected: float) -> None:
+def test_gpu_hours_between_is_the_overlap_with_the_interval(facts: LedgerPod, expected: float) -> None:
     assert gpu_hours_between(facts, WINDOW_START, NOW) == pytest.approx(expected)
     ledger = advance({"w": [facts]}).ledger
     assert ledger.gpu_hours == pytest.approx(expected)
@@ -191,7 +191,7 @@ def test_a_new_window_drops_the_old_ledger_and_counts_from_its_start() -> None:
         pytest.param({"w": [pod("p", 2)]}, id="pending"),
     ],
 )
-def test_advancing_twice_to_the_same_instant_adds_nothing(pods: Mapping[str, Sequence[PodFacts]]) -> None:
+def test_advancing_twice_to_the_same_instant_adds_nothing(pods: Mapping[str, Sequence[LedgerPod]]) -> None:
     first = advance(pods, pricing=PRICING)
     second = advance(pods, previous=first.ledger, pricing=PRICING)
     assert second.ledger == first.ledger
@@ -294,8 +294,8 @@ class _Life:
     started: datetime
     ended: datetime | None
 
-    def seen_at(self, t: datetime) -> PodFacts:
-        return PodFacts(
+    def seen_at(self, t: datetime) -> LedgerPod:
+        return LedgerPod(
             "ns",
             self.name,
             gpus=self.gpus,
@@ -353,7 +353,7 @@ def test_ledger_matches_the_exact_integral_of_a_random_timeline(
     samples: list[datetime] = []
     while t <= end:
         if downtime is None or not (WINDOW_START + downtime[0] <= t < WINDOW_START + downtime[1]):
-            visible: dict[str, list[PodFacts]] = {}
+            visible: dict[str, list[LedgerPod]] = {}
             for life in lives:
                 if life.created <= t and life.name not in released:
                     visible.setdefault(life.workload, []).append(life.seen_at(t))

@@ -10,6 +10,7 @@ from finops_operator.planners.policy import (
     DeploymentFacts,
     PeerPolicy,
     PolicyObservation,
+    parse_policy_spec,
     plan_policy,
 )
 from finops_operator.workloads.resources import gpus_in_pod_spec
@@ -38,7 +39,7 @@ def observe(**overrides: Any) -> PolicyObservation:
 
 
 def test_selects_matching_deployments_and_reports_ready() -> None:
-    plan = plan_policy(SPEC, observe(), NOW)
+    plan = plan_policy(parse_policy_spec(SPEC), observe(), NOW)
     assert plan.governed == ("llm-a", "llm-b")
     assert plan.status.governed_workloads == 2
     ready = find(plan.status.conditions, "Ready")
@@ -48,7 +49,7 @@ def test_selects_matching_deployments_and_reports_ready() -> None:
 
 def test_overlapping_policies_conflict_and_leave_the_workload_alone() -> None:
     peer = PeerPolicy("team-b-policy", LabelSelector.model_validate({"matchLabels": {"team": "b"}}))
-    plan = plan_policy(SPEC, observe(peers=[peer]), NOW)
+    plan = plan_policy(parse_policy_spec(SPEC), observe(peers=[peer]), NOW)
     assert plan.governed == ("llm-a",)
     assert plan.conflicted == ("llm-b",)
     conflict = find(plan.status.conditions, "Conflict")
@@ -60,7 +61,7 @@ def test_overlapping_policies_conflict_and_leave_the_workload_alone() -> None:
 def test_invalid_time_zone_is_ready_false_and_keeps_the_ledger() -> None:
     previous = FinOpsPolicyStatus(gpu_hours_used=7.5)
     spec = {**SPEC, "budgetWindow": {"timeZone": "Nowhere/Else"}}
-    plan = plan_policy(spec, observe(current_status=previous), NOW)
+    plan = plan_policy(parse_policy_spec(spec), observe(current_status=previous), NOW)
     ready = find(plan.status.conditions, "Ready")
     assert ready is not None and ready.status == ConditionStatus.FALSE and ready.reason == "InvalidTimeZone"
     assert plan.status.gpu_hours_used == 7.5
@@ -68,8 +69,8 @@ def test_invalid_time_zone_is_ready_false_and_keeps_the_ledger() -> None:
 
 
 def test_planning_twice_gives_the_same_status() -> None:
-    first = plan_policy(SPEC, observe(), NOW)
-    second = plan_policy(SPEC, observe(current_status=first.status), NOW)
+    first = plan_policy(parse_policy_spec(SPEC), observe(), NOW)
+    second = plan_policy(parse_policy_spec(SPEC), observe(current_status=first.status), NOW)
     assert second.status.to_wire() == first.status.to_wire()
 
 
@@ -96,7 +97,7 @@ def test_gpus_per_pod_counts_limits_then_requests_and_init_containers() -> None:
 
 
 def test_ledger_finalizer_is_released_from_pods_no_policy_governs_any_more() -> None:
-    from finops_operator.planners.ledger import PodFacts
+    from finops_operator.planners.policy.ledger import LedgerPod
 
     web = DeploymentFacts(
         "ns",
@@ -104,17 +105,23 @@ def test_ledger_finalizer_is_released_from_pods_no_policy_governs_any_more() -> 
         {"app": "web"},
         pod_selector=LabelSelector.model_validate({"matchLabels": {"app": "web"}}),
     )
-    stray = PodFacts("ns", "web-1", {"app": "web"}, gpus=1, running_since=NOW, has_finalizer=True)
-    plan = plan_policy(SPEC, observe(deployments=[*DEPLOYMENTS, web], pods=[stray]), NOW)
+    stray = LedgerPod("ns", "web-1", {"app": "web"}, gpus=1, running_since=NOW, has_finalizer=True)
+    plan = plan_policy(parse_policy_spec(SPEC), observe(deployments=[*DEPLOYMENTS, web], pods=[stray]), NOW)
     assert plan.pods_to_release == (stray,)
     other = PeerPolicy("web-policy", LabelSelector.model_validate({"matchLabels": {"app": "web"}}))
-    claimed = plan_policy(SPEC, observe(deployments=[*DEPLOYMENTS, web], pods=[stray], peers=[other]), NOW)
+    claimed = plan_policy(
+        parse_policy_spec(SPEC), observe(deployments=[*DEPLOYMENTS, web], pods=[stray], peers=[other]), NOW
+    )
     assert claimed.pods_to_release == ()
 
 
 def test_pods_are_attributed_by_their_recorded_owner_before_any_selector() -> None:
-    from finops_operator.handlers.finopspolicy import owner_deployment
-    from finops_operator.planners.ledger import PodFacts
+    from finops_operator.planners.policy.ledger import LedgerPod, ledger_pod
+
+    def owner_deployment(meta: dict[str, Any], labels: dict[str, str]) -> str | None:
+        return ledger_pod(
+            namespace="ns", name="p", labels=labels, spec={}, status={}, meta=meta
+        ).owner_deployment
 
     meta = {"ownerReferences": [{"kind": "ReplicaSet", "name": "llm-a-7d9f8c6b5"}]}
     assert owner_deployment(meta, {"pod-template-hash": "7d9f8c6b5"}) == "llm-a"
@@ -127,9 +134,9 @@ def test_pods_are_attributed_by_their_recorded_owner_before_any_selector() -> No
     selector = LabelSelector.model_validate({"matchLabels": {"app": "llm"}})
     a = DeploymentFacts("ns", "llm-a", {"app": "llm"}, replicas=1, gpus_per_pod=1, pod_selector=selector)
     b = DeploymentFacts("ns", "llm-b", {"app": "llm"}, replicas=1, gpus_per_pod=1, pod_selector=selector)
-    pod = PodFacts(
+    pod = LedgerPod(
         "ns", "p", {"app": "llm"}, gpus=1, running_since=NOW - timedelta(hours=1), owner_deployment="llm-a"
     )
-    plan = plan_policy(SPEC, observe(deployments=[a, b], pods=[pod]), NOW)
+    plan = plan_policy(parse_policy_spec(SPEC), observe(deployments=[a, b], pods=[pod]), NOW)
     hours = {w.name: w.gpu_hours for w in plan.status.workloads}
     assert hours["llm-a"] > 0 and hours["llm-b"] == 0

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from finops_operator.api.finopspolicy import PredictiveScaling
-from finops_operator.planners.predictive import (
+from finops_operator.planners.policy.predictive import (
     PredictionInput,
     prediction_condition,
     projected_exhaustion,

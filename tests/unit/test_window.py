@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from finops_operator.api.finopspolicy import BudgetWindow
-from finops_operator.planners.window import InvalidTimeZoneError, window_bounds
+from finops_operator.planners.policy.window import InvalidTimeZoneError, window_bounds
 
 
 def utc(*parts: int) -> datetime:

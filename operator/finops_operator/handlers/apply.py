@@ -131,6 +131,8 @@ def apply_intents(
 
 def _reference(ref: ObjectRef) -> dict[str, Any]:
     metadata = {"name": ref.name, **({"namespace": ref.namespace} if ref.namespace else {})}
+    if ref.uid:
+        metadata["uid"] = ref.uid
     return {"apiVersion": ref.api_version, "kind": ref.kind, "metadata": metadata}
 
 

@@ -8,85 +8,41 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import kopf
 from pydantic import ValidationError
 
 from finops_operator import metrics
 from finops_operator.api.common import GPU_PRODUCT_LABEL, GROUP, VERSION, LabelSelector
-from finops_operator.api.finopspolicy import FinOpsPolicy, FinOpsPolicyStatus
+from finops_operator.api.finopspolicy import FinOpsPolicy, FinOpsPolicySpec, FinOpsPolicyStatus
+from finops_operator.handlers.apply import Applied, apply_intents, apply_plan
 from finops_operator.handlers.execution import read_status, reconcile_in_thread
 from finops_operator.handlers.prediction import ForecasterCache, predict
-from finops_operator.handlers.status import RecentWrites, write_status
 from finops_operator.kube import ApiException, KubeClient
-from finops_operator.planners.bounds import POLICY_LABEL, HpaFacts
-from finops_operator.planners.budget import WorkloadFacts, restore
-from finops_operator.planners.caps import PodTemplateFacts, admit_deployment
-from finops_operator.planners.labelselectors import selector_matches
-from finops_operator.planners.ledger import LEDGER_FINALIZER, PodFacts
+from finops_operator.planners.plan import PatchWorkload, spec_error_message
 from finops_operator.planners.policy import (
     DeploymentFacts,
     PeerPolicy,
     PlannedEvent,
     PolicyObservation,
     PolicyPlan,
-    parse_spec,
+    invalid_policy,
+    parse_policy_spec,
     plan_policy,
 )
-from finops_operator.planners.predictive import PredictionInput
+from finops_operator.planners.policy.bounds import POLICY_LABEL, HpaFacts
+from finops_operator.planners.policy.caps import PodTemplateFacts, admit_deployment
+from finops_operator.planners.policy.ledger import LedgerPod, ledger_pod
+from finops_operator.planners.policy.predictive import PredictionInput
+from finops_operator.planners.policy.writes import plan_deletion, policy_writes
 from finops_operator.settings import Settings
 from finops_operator.telemetry import prometheus
 from finops_operator.telemetry.alerts import Alert, post_alerts
-from finops_operator.workloads.owners import workload_owner
 from finops_operator.workloads.resources import gpus_in_pod_spec
 
 PLURAL = FinOpsPolicy.meta.plural
 KIND = "FinOpsPolicy"
-
-
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
-def pod_facts(
-    *,
-    namespace: str,
-    name: str,
-    labels: Mapping[str, str],
-    spec: Mapping[str, Any],
-    status: Mapping[str, Any],
-    meta: Mapping[str, Any],
-) -> PodFacts:
-    """Running interval of a pod from its status: containers' start and finish, else deletion."""
-    states = [cs.get("state") or {} for cs in status.get("containerStatuses") or []]
-    starts = [_time(s[k].get("startedAt")) for s in states for k in ("running", "terminated") if k in s]
-    started = min((t for t in starts if t), default=None)
-    if started is None and status.get("phase") == "Running":
-        started = _time(status.get("startTime"))
-    finished = [_time(s["terminated"].get("finishedAt")) for s in states if "terminated" in s]
-    ended: datetime | None = None
-    if status.get("phase") in ("Succeeded", "Failed"):
-        ended = max((t for t in finished if t), default=None) or _time(meta.get("deletionTimestamp"))
-    elif meta.get("deletionTimestamp"):
-        ended = _time(meta.get("deletionTimestamp"))
-    return PodFacts(
-        namespace=namespace,
-        name=name,
-        labels=dict(labels),
-        gpus=gpus_in_pod_spec(spec),
-        node_name=spec.get("nodeName"),
-        running_since=started,
-        ended_at=ended,
-        has_finalizer=LEDGER_FINALIZER in (meta.get("finalizers") or []),
-        owner_deployment=owner_deployment(meta, labels),
-    )
-
-
-def owner_deployment(meta: Mapping[str, Any], labels: Mapping[str, str]) -> str | None:
-    """The Deployment behind a pod's ReplicaSet, if a Deployment owns the pod."""
-    owner = workload_owner(meta.get("ownerReferences"), labels)
-    return owner[1] if owner is not None and owner[0] == "Deployment" else None
 
 
 @dataclass(frozen=True)
@@ -95,7 +51,7 @@ class NamespaceSnapshot:
     copied there, and the copy is what the handler thread works on."""
 
     deployments: tuple[DeploymentFacts, ...]
-    pods: tuple[PodFacts, ...]
+    pods: tuple[LedgerPod, ...]
     policies: tuple[PeerPolicy, ...]
     gpu_product_of_node: dict[str, str]
     hpas: tuple[HpaFacts, ...]
@@ -172,9 +128,9 @@ def _register_indexes(registry: kopf.OperatorRegistry) -> None:
         status: Mapping[str, Any],
         meta: Mapping[str, Any],
         **_: Any,
-    ) -> dict[str, PodFacts]:
+    ) -> dict[str, LedgerPod]:
         return {
-            namespace or "": pod_facts(
+            namespace or "": ledger_pod(
                 namespace=namespace or "", name=name, labels=labels, spec=spec, status=status, meta=meta
             )
         }
@@ -205,7 +161,7 @@ def _register_indexes(registry: kopf.OperatorRegistry) -> None:
         *, namespace: str | None, name: str, spec: Mapping[str, Any], **_: Any
     ) -> dict[str, PeerPolicy] | None:
         try:
-            parsed = parse_spec(spec)
+            parsed = parse_policy_spec(spec)
         except ValidationError:
             return None
         return {namespace or "": PeerPolicy(name=name, selector=parsed.target_workload_selector, spec=parsed)}
@@ -228,9 +184,17 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
     ) -> None:
         started = time.perf_counter()
         now = datetime.now(UTC)  # read once: every decision of this sample uses the same instant
+        try:
+            parsed: FinOpsPolicySpec | None = parse_policy_spec(spec)  # the one parse of this sample
+        except ValidationError as error:
+            parsed, invalid = None, spec_error_message(error)
         utilization, metrics_error = _pod_utilization(settings, namespace, logger)
-        prediction = _prediction(
-            settings=settings, spec=spec, key=(namespace, name), memo=memo, now=now, logger=logger
+        prediction = (
+            _prediction(
+                settings=settings, spec=parsed, key=(namespace, name), memo=memo, now=now, logger=logger
+            )
+            if parsed is not None
+            else None  # the status reports the invalid spec
         )
         observation = PolicyObservation(
             name=name,
@@ -247,21 +211,30 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
             metrics_error=metrics_error,
             prediction=prediction,
         )
-        plan = plan_policy(spec, observation, now)
+        if parsed is None:
+            plan = invalid_policy(observation, now, invalid)
+        else:
+            plan = plan_policy(parsed, observation, now)
         kube: KubeClient = memo.kube
-        _apply(
+        results = apply_plan(
+            kube,
+            policy_writes(plan, namespace, snapshot.deployments),
+            kind=KIND,
+            body=body,
+            status=status,
+            patch=patch,
+            recent=memo.recent_writes,
+            logger=logger,
+        )
+        _count_actions(namespace, name, plan, results, logger)
+        _notify(
             kube=kube,
             namespace=namespace,
             policy=name,
-            body=body,
-            plan=plan,
-            observation=observation,
-            memo=memo,
+            spec=parsed,
+            events=plan.events,
+            now=now,
             logger=logger,
-        )
-        write_status(KIND, status, plan.status.to_wire(), patch)
-        _notify(
-            kube=kube, namespace=namespace, policy=name, spec=spec, events=plan.events, now=now, logger=logger
         )
         metrics.record_policy(
             namespace,
@@ -353,53 +326,36 @@ def _restore_on_delete(
     name: str,
     body: kopf.Body,
     memo: kopf.Memo,
-    logger: logging.Logger | logging.LoggerAdapter[Any],
+    logger: logging.Logger,
     snapshot: NamespaceSnapshot,
     **_: Any,
 ) -> None:
-    """Deleting a policy undoes everything it did: replicas restored, ledger finalizers released."""
-    namespace = namespace or ""
-    kube: KubeClient = memo.kube
-    ours = [d for d in snapshot.deployments if d.as_workload().marked_by(name)]
-    for deployment in ours:
-        change = restore(
-            WorkloadFacts(deployment.name, deployment.replicas, deployment.annotations),
-            "PolicyDeleted",
-            f"FinOpsPolicy {name} deleted",
-        )
-        kube.patch_deployment(namespace, deployment.name, change.replicas, change.annotations)
-        _post(deployment, namespace, "Normal", "PolicyDeleted", change.message)
-        logger.info(change.message)
+    """Deleting a policy undoes everything it did (see ``plan_deletion``). A refused write keeps the
+    policy's finalizer: Kopf retries, so nothing the policy changed is left behind."""
     try:
-        spec = parse_spec(body.get("spec") or {})
+        spec: FinOpsPolicySpec | None = parse_policy_spec(body.get("spec") or {})
     except ValidationError:
         spec = None
-    for pod in snapshot.pods:
-        if pod.has_finalizer and (
-            spec is None or _selected_by(spec.target_workload_selector, pod, snapshot.deployments)
-        ):
-            kube.remove_pod_finalizer(namespace, pod.name, LEDGER_FINALIZER)
-    metrics.forget_policy(namespace, name)
-    memo.forecasters.forget((namespace, name))
-
-
-def _selected_by(selector: LabelSelector, pod: PodFacts, deployments: Sequence[DeploymentFacts]) -> bool:
-    return any(selector_matches(selector, d.labels) and d.owns(pod) for d in deployments)
+    intents = plan_deletion(name, spec, snapshot.deployments, snapshot.pods)
+    kube: KubeClient = memo.kube
+    results = apply_intents(kube, intents, owner=body, recent=memo.recent_writes, logger=logger)
+    refused = [r for r in results if r.error is not None and r.error.status != 404]
+    if refused:
+        raise kopf.TemporaryError(f"{len(refused)} restore(s) refused; retrying", delay=10)
+    metrics.forget_policy(namespace or "", name)
+    memo.forecasters.forget((namespace or "", name))
 
 
 def _prediction(
     *,
     settings: Settings,
-    spec: Mapping[str, Any],
+    spec: FinOpsPolicySpec,
     key: tuple[str, str],
     memo: kopf.Memo,
     now: datetime,
     logger: logging.Logger,
 ) -> PredictionInput | None:
-    try:
-        predictive = parse_spec(spec).predictive_scaling
-    except ValidationError:
-        return None  # the planner reports the invalid spec
+    predictive = spec.predictive_scaling
     cache: ForecasterCache = memo.forecasters
     if predictive is None or not predictive.enabled:
         cache.forget(key)
@@ -421,60 +377,16 @@ def _pod_utilization(
     return {s.labels["pod"]: s.value for s in samples if "pod" in s.labels}, None
 
 
-def _apply(
-    *,
-    kube: KubeClient,
-    namespace: str,
-    policy: str,
-    body: kopf.Body,
-    plan: PolicyPlan,
-    observation: PolicyObservation,
-    memo: kopf.Memo,
-    logger: logging.Logger,
+def _count_actions(
+    namespace: str, policy: str, plan: PolicyPlan, results: Sequence[Applied], logger: logging.Logger
 ) -> None:
-    """Make the plan real. Every change is a patch of a field the plan computed, so a crash halfway
-    is repaired by the next sample."""
-    for pod in plan.pods_to_track:
-        kube.add_pod_finalizer(namespace, pod.name, LEDGER_FINALIZER)
-    for pod in plan.pods_to_release:
-        kube.remove_pod_finalizer(namespace, pod.name, LEDGER_FINALIZER)
-    by_name = {d.name: d for d in observation.deployments}
-    recent: RecentWrites = memo.recent_writes
-    for manifest in plan.hpas.apply:
-        try:
-            kube.apply_hpa(manifest)
-        except ApiException as error:
-            logger.warning("could not apply HPA %s: %s", manifest["metadata"]["name"], error.reason)
-    for hpa in plan.hpas.delete:
-        kube.delete_hpa(namespace, hpa)
-    for change in plan.changes:
-        if not recent.first(
-            (namespace, change.workload), (change.replicas, sorted(change.annotations.items()))
-        ):
-            continue
-        try:
-            kube.patch_deployment(namespace, change.workload, change.replicas, change.annotations)
-        except ApiException as error:
-            logger.warning("could not change %s: %s", change.workload, error.reason)
-            continue
-        metrics.record_action(namespace, policy, change.reason)
-        logger.info(change.message)
-    for event in plan.events:
-        if not recent.first((namespace, policy, event.reason), event.message):
-            continue
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-        deployment = by_name.get(event.workload or "")
-        if deployment is not None:
-            _post(deployment, namespace, event.type, event.reason, event.message)
-
-
-def _post(deployment: DeploymentFacts, namespace: str, type_: str, reason: str, message: str) -> None:
-    reference = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": deployment.name, "namespace": namespace, "uid": deployment.uid},
-    }
-    kopf.event(cast("kopf.Body", reference), type=type_, reason=reason, message=message)
+    """Each replica change the API server accepted counts as an action of its reason."""
+    changes = {c.workload: c for c in plan.changes}
+    for done in results:
+        change = changes.get(done.intent.target.name)
+        if isinstance(done.intent, PatchWorkload) and done.result is not None and change is not None:
+            metrics.record_action(namespace, policy, change.reason)
+            logger.info(change.message)
 
 
 def _notify(
@@ -482,18 +394,18 @@ def _notify(
     kube: KubeClient,
     namespace: str,
     policy: str,
-    spec: Mapping[str, Any],
+    spec: FinOpsPolicySpec | None,
     events: tuple[PlannedEvent, ...],
     now: datetime,
     logger: logging.Logger,
 ) -> None:
     """Send alert-worthy events to the policy's Alertmanager-format webhook, if it has one."""
     alerts = [e for e in events if e.alert]
-    reference = ((spec.get("alerting") or {}).get("webhookSecretRef")) or None
-    if not alerts or not reference:
+    reference = spec.alerting.webhook_secret_ref if spec is not None and spec.alerting else None
+    if not alerts or reference is None:
         return
     try:
-        url = kube.secret_value(namespace, reference["name"], reference.get("key", "url"))
+        url = kube.secret_value(namespace, reference.name, reference.key)
         post_alerts(
             url,
             [

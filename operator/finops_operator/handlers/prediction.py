@@ -16,7 +16,12 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from finops_operator.api.finopspolicy import PredictiveScaling
-from finops_operator.planners.predictive import FORECAST_STEP, MODEL_NAMES, PredictionInput, horizon_steps
+from finops_operator.planners.policy.predictive import (
+    FORECAST_STEP,
+    MODEL_NAMES,
+    PredictionInput,
+    horizon_steps,
+)
 from finops_operator.settings import Settings
 from finops_operator.telemetry import prometheus
 from forecasting import ForecastConfig, Forecaster, InsufficientHistoryError

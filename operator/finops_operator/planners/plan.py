@@ -27,6 +27,8 @@ class ObjectRef:
     kind: str
     name: str
     namespace: str = ""
+    uid: str = ""
+    """Set on Events about a workload, so that ``kubectl describe`` (which matches the UID) shows them."""
 
     @classmethod
     def of(cls, manifest: Mapping[str, Any]) -> ObjectRef:

@@ -21,7 +21,7 @@ def policy_events(spec: EdgeFleetSpec, observed: FleetObservation) -> tuple[Even
     reference = spec.fin_ops_policy_ref
     if reference is None or observed.policy_labels is not None or not observed.policy_missing_before:
         return ()
-    message = f"FinOpsPolicy {reference.name} not found"
+    message = f"FinOpsPolicy {reference.name} not found in namespace {observed.namespace}"
     return (Event("Warning", FleetEventReason.POLICY_NOT_FOUND, message),)
 
 

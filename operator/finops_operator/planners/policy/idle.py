@@ -6,12 +6,16 @@ Missing metrics never count as idle: a workload is only judged idle on evidence.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from finops_operator.api.common import EnforcementMode
 from finops_operator.api.finopspolicy import FinOpsPolicySpec
-from finops_operator.planners.budget import ReplicaChange, WorkloadFacts, restore, scale_down
+from finops_operator.planners.policy.budget import GovernedWorkload, ReplicaChange, restore, scale_down
+from finops_operator.planners.policy.events import PlannedEvent, policy_event
+from finops_operator.planners.policy.ledger import LedgerPod
+from finops_operator.planners.policy.observation import DeploymentFacts, PolicyObservation
 from finops_operator.workloads.annotations import ANNOTATION_WAKE, REASON_IDLE
 
 
@@ -30,7 +34,7 @@ def plan_idle(
     *,
     policy: str,
     spec: FinOpsPolicySpec,
-    workload: WorkloadFacts,
+    workload: GovernedWorkload,
     utilization: float | None,
     idle_since: datetime | None,
     now: datetime,
@@ -84,3 +88,75 @@ def plan_idle(
     if spec.enforcement_mode == EnforcementMode.ENFORCE:
         return IdleDecision(since, change, None, idle=True)
     return IdleDecision(since, None, change, idle=True)
+
+
+def _mean_utilization(by_pod: Mapping[str, float] | None, pods: Sequence[LedgerPod]) -> float | None:
+    """Mean over the workload's running pods that have a sample; None without any evidence."""
+    if by_pod is None:
+        return None
+    values = [by_pod[p.name] for p in pods if p.ended_at is None and p.name in by_pod]
+    return sum(values) / len(values) if values else None
+
+
+@dataclass(frozen=True)
+class IdleOutcome:
+    changes: list[ReplicaChange]
+    events: list[PlannedEvent]
+    idle_since: dict[str, datetime | None]
+    idle_names: list[str]
+    metrics_missing: list[str]
+
+
+def plan_idle_all(
+    *,
+    policy: str,
+    spec: FinOpsPolicySpec,
+    governed: Sequence[DeploymentFacts],
+    pods_by_workload: Mapping[str, Sequence[LedgerPod]],
+    observation: PolicyObservation,
+    already_changed: set[str],
+    now: datetime,
+) -> IdleOutcome:
+    """Idle tracking and shutdown for every governed workload; a budget change wins when both apply."""
+    outcome = IdleOutcome([], [], {}, [], [])
+    previous_workloads = {w.name: w for w in observation.current_status.workloads}
+    route = spec.alerting.idle_shutdown if spec.alerting else None
+    verb = "would have" if spec.enforcement_mode == EnforcementMode.DRY_RUN else "would have (Warn mode)"
+    for deployment in governed:
+        usage = _mean_utilization(observation.pod_utilization, pods_by_workload.get(deployment.name, ()))
+        if observation.pod_utilization is not None and usage is None and deployment.replicas > 0:
+            outcome.metrics_missing.append(deployment.name)
+        before = previous_workloads.get(deployment.name)
+        decision = plan_idle(
+            policy=policy,
+            spec=spec,
+            workload=deployment.as_workload(),
+            utilization=usage,
+            idle_since=before.idle_since if before else None,
+            now=now,
+        )
+        outcome.idle_since[deployment.name] = decision.idle_since
+        if decision.idle:
+            outcome.idle_names.append(deployment.name)
+        if decision.change and deployment.name not in already_changed:
+            outcome.changes.append(decision.change)
+            outcome.events.append(
+                policy_event(
+                    route,
+                    decision.change.reason,
+                    decision.change.message,
+                    deployment.name,
+                    alert=decision.change.reason == "IdleShutdown",
+                )
+            )
+        if decision.would:
+            outcome.events.append(
+                policy_event(
+                    route,
+                    f"IdleShutdown{spec.enforcement_mode.value}",
+                    f"{verb} {decision.would.message}",
+                    deployment.name,
+                    alert=False,
+                )
+            )
+    return outcome

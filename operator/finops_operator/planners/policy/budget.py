@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from finops_operator.api.common import EnforcementMode
 from finops_operator.api.finopspolicy import BudgetAction, CostLimits, FinOpsPolicySpec
-from finops_operator.planners.ledger import Ledger
+from finops_operator.planners.policy.ledger import Ledger
 from finops_operator.workloads.annotations import (
     ANNOTATION_CAPPED_BY,
     ANNOTATION_PREVIOUS_REPLICAS,
@@ -89,7 +89,7 @@ def thresholds_to_announce(
 
 
 @dataclass(frozen=True)
-class WorkloadFacts:
+class GovernedWorkload:
     """A governed Deployment and the operator's marks on it."""
 
     name: str
@@ -124,7 +124,7 @@ class ReplicaChange:
     message: str
 
 
-def scale_down(policy: str, workload: WorkloadFacts, target: int, why: str, reason: str) -> ReplicaChange:
+def scale_down(policy: str, workload: GovernedWorkload, target: int, why: str, reason: str) -> ReplicaChange:
     """Scale to ``target`` recording the replicas to restore (an earlier record is kept)."""
     previous = workload.annotations.get(ANNOTATION_PREVIOUS_REPLICAS, str(workload.replicas))
     return ReplicaChange(
@@ -136,7 +136,7 @@ def scale_down(policy: str, workload: WorkloadFacts, target: int, why: str, reas
     )
 
 
-def restore(workload: WorkloadFacts, reason: str, why: str) -> ReplicaChange:
+def restore(workload: GovernedWorkload, reason: str, why: str) -> ReplicaChange:
     """Put back the recorded replica count and remove the operator's marks."""
     raw = workload.annotations.get(ANNOTATION_PREVIOUS_REPLICAS)
     replicas = int(raw) if raw is not None and raw.isdecimal() else None
@@ -165,7 +165,7 @@ class BudgetPlan:
 
 
 def plan_budget_actions(
-    policy: str, spec: FinOpsPolicySpec, assessment: BudgetAssessment, workloads: Sequence[WorkloadFacts]
+    policy: str, spec: FinOpsPolicySpec, assessment: BudgetAssessment, workloads: Sequence[GovernedWorkload]
 ) -> BudgetPlan:
     """What the budget requires of each governed workload. Pure and idempotent: a workload already
     in the required state yields no change."""

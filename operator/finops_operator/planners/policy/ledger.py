@@ -13,15 +13,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from finops_operator.api.finopspolicy import Pricing
+from finops_operator.workloads.owners import workload_owner
+from finops_operator.workloads.resources import gpus_in_pod_spec
 
 LEDGER_FINALIZER = "finops.dev/gpu-ledger"
 SECONDS_PER_HOUR = 3600.0
 
 
 @dataclass(frozen=True)
-class PodFacts:
+class LedgerPod:
     """A pod as the ledger needs it."""
 
     namespace: str
@@ -36,6 +39,46 @@ class PodFacts:
     has_finalizer: bool = False
     owner_deployment: str | None = None
     """The Deployment owning the pod through its ReplicaSet, when it has one."""
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def ledger_pod(
+    *,
+    namespace: str,
+    name: str,
+    labels: Mapping[str, str],
+    spec: Mapping[str, Any],
+    status: Mapping[str, Any],
+    meta: Mapping[str, Any],
+) -> LedgerPod:
+    """LedgerPod from a pod as the API server returns it: the running interval from its containers'
+    start and finish, else its deletion; GPUs and owner by the shared rules."""
+    states = [cs.get("state") or {} for cs in status.get("containerStatuses") or []]
+    starts = [_time(s[k].get("startedAt")) for s in states for k in ("running", "terminated") if k in s]
+    started = min((t for t in starts if t), default=None)
+    if started is None and status.get("phase") == "Running":
+        started = _time(status.get("startTime"))
+    finished = [_time(s["terminated"].get("finishedAt")) for s in states if "terminated" in s]
+    ended: datetime | None = None
+    if status.get("phase") in ("Succeeded", "Failed"):
+        ended = max((t for t in finished if t), default=None) or _time(meta.get("deletionTimestamp"))
+    elif meta.get("deletionTimestamp"):
+        ended = _time(meta.get("deletionTimestamp"))
+    owner = workload_owner(meta.get("ownerReferences"), labels)
+    return LedgerPod(
+        namespace=namespace,
+        name=name,
+        labels=dict(labels),
+        gpus=gpus_in_pod_spec(spec),
+        node_name=spec.get("nodeName"),
+        running_since=started,
+        ended_at=ended,
+        has_finalizer=LEDGER_FINALIZER in (meta.get("finalizers") or []),
+        owner_deployment=owner[1] if owner is not None and owner[0] == "Deployment" else None,
+    )
 
 
 @dataclass(frozen=True)
@@ -56,12 +99,12 @@ class LedgerAdvance:
     """GPUs running right now: the burn rate in GPU-hours per hour."""
     cost_per_hour: float
     """Current spend rate at the pods' prices."""
-    releasable: tuple[PodFacts, ...]
+    releasable: tuple[LedgerPod, ...]
     """Ended pods that the *persisted* ledger already covers to their end: their finalizer may go now.
     (Pods ending in this sample wait one more sample, until the ledger that counts them is stored.)"""
 
 
-def gpu_hours_between(pod: PodFacts, since: datetime, until: datetime) -> float:
+def gpu_hours_between(pod: LedgerPod, since: datetime, until: datetime) -> float:
     """GPU-hours the pod used within [since, until)."""
     if pod.gpus <= 0 or pod.running_since is None:
         return 0.0
@@ -84,7 +127,7 @@ def advance_ledger(
     *,
     previous: Ledger | None,
     window_start: datetime,
-    pods_by_workload: Mapping[str, Sequence[PodFacts]],
+    pods_by_workload: Mapping[str, Sequence[LedgerPod]],
     gpu_product_of_node: Mapping[str, str],
     pricing: Pricing | None,
     now: datetime,
@@ -100,7 +143,7 @@ def advance_ledger(
     since = min(previous.accounted_until, now)
     by_workload = dict(previous.by_workload)
     gpu_hours, cost, running_gpus, cost_per_hour = previous.gpu_hours, previous.cost, 0, 0.0
-    releasable: list[PodFacts] = []
+    releasable: list[LedgerPod] = []
     for workload, pods in sorted(pods_by_workload.items()):
         for pod in pods:
             rate = hourly_rate(pricing, gpu_product_of_node.get(pod.node_name or ""))

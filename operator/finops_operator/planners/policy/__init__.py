@@ -1,0 +1,21 @@
+"""FinOpsPolicy planner: ``plan_policy`` (in ``plan``) decides one sample of a policy from its spec, what
+it observes in its namespace and ``now``; the other modules say what each part decides: ``ledger``
+(GPU-hours and cost), ``budget`` (use, thresholds, budget actions), ``idle`` (idle shutdown), ``caps``
+(per-workload caps, at admission and in audit), ``bounds`` (the owned HPAs), ``predictive`` (the
+forecast's replica floor), ``window`` (the budget window), ``events`` and ``conditions``.
+"""
+
+from finops_operator.planners.policy.events import PlannedEvent
+from finops_operator.planners.policy.observation import DeploymentFacts, PeerPolicy, PolicyObservation
+from finops_operator.planners.policy.plan import PolicyPlan, invalid_policy, parse_policy_spec, plan_policy
+
+__all__ = [
+    "DeploymentFacts",
+    "PeerPolicy",
+    "PlannedEvent",
+    "PolicyObservation",
+    "PolicyPlan",
+    "invalid_policy",
+    "parse_policy_spec",
+    "plan_policy",
+]

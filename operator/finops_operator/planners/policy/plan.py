@@ -1,0 +1,356 @@
+"""FinOpsPolicy planner: from the policy, what it observes in its namespace (Deployments, their pods,
+other policies, GPU utilisation) and the clock, decide the ledger, the budget actions, idle shutdown,
+the status and the Events. The handler only applies the plan."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from finops_operator.api.conditions import Reason, apply_conditions
+from finops_operator.api.finopspolicy import (
+    FinOpsPolicySpec,
+    FinOpsPolicyStatus,
+    WorkloadStatus,
+)
+from finops_operator.planners.labelselectors import selector_matches
+from finops_operator.planners.plan import invalid_spec
+from finops_operator.planners.policy.bounds import BoundsTarget, HpaPlan, plan_hpas
+from finops_operator.planners.policy.budget import (
+    BudgetAssessment,
+    ReplicaChange,
+    assess_budget,
+    ceil_percent,
+    plan_budget_actions,
+    restore,
+    thresholds_to_announce,
+)
+from finops_operator.planners.policy.caps import cap_violations
+from finops_operator.planners.policy.conditions import optional, policy_conditions, workload_state
+from finops_operator.planners.policy.events import PlannedEvent, budget_events, new_violation_events
+from finops_operator.planners.policy.idle import plan_idle_all
+from finops_operator.planners.policy.ledger import Ledger, LedgerPod, advance_ledger
+from finops_operator.planners.policy.observation import DeploymentFacts, PolicyObservation
+from finops_operator.planners.policy.predictive import (
+    Recommendation,
+    prediction_condition,
+    prediction_status,
+    projected_exhaustion,
+    recommend,
+)
+from finops_operator.planners.policy.window import InvalidTimeZoneError, window_bounds
+
+MAX_LISTED_WORKLOADS = 500
+MAX_LISTED_VIOLATIONS = 100
+
+
+@dataclass(frozen=True)
+class PolicyPlan:
+    status: FinOpsPolicyStatus
+    governed: tuple[str, ...] = ()
+    conflicted: tuple[str, ...] = ()
+    changes: tuple[ReplicaChange, ...] = ()
+    events: tuple[PlannedEvent, ...] = ()
+    pods_to_track: tuple[LedgerPod, ...] = ()
+    """Running GPU pods of governed workloads that still need the ledger finalizer."""
+    pods_to_release: tuple[LedgerPod, ...] = ()
+    """Pods whose finalizer can go once the status (ledger) is written."""
+    hpas: HpaPlan = field(default_factory=HpaPlan)
+
+
+def parse_policy_spec(raw: Mapping[str, Any]) -> FinOpsPolicySpec:
+    """Validate a spec as stored; the API server's schema already rejected most bad input."""
+    return FinOpsPolicySpec.model_validate(dict(raw))
+
+
+def ledger_from_status(status: FinOpsPolicyStatus) -> Ledger | None:
+    if status.window_start is None or status.ledger_time is None:
+        return None
+    return Ledger(
+        window_start=status.window_start,
+        accounted_until=status.ledger_time,
+        gpu_hours=status.gpu_hours_used,
+        cost=status.cost_used,
+        by_workload={w.name: w.gpu_hours for w in status.workloads},
+    )
+
+
+def invalid_policy(
+    observation: PolicyObservation, now: datetime, message: str, reason: str = Reason.INVALID_SPEC
+) -> PolicyPlan:
+    """The shared rule for a spec that cannot be planned: Ready=False, the rest kept, no changes."""
+    current = observation.current_status
+    plan = invalid_spec(current, generation=observation.generation, now=now, message=message, reason=reason)
+    return PolicyPlan(status=plan.status)
+
+
+def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: datetime) -> PolicyPlan:
+    """Decide everything a policy does in one sample. Pure: same inputs, same plan; applying the plan
+    and planning again yields no further change."""
+    try:
+        window_start, window_end = window_bounds(spec.budget_window, now)
+    except InvalidTimeZoneError as error:
+        return invalid_policy(observation, now, str(error), Reason.INVALID_TIME_ZONE)
+
+    policy = observation.name
+    selected = sorted(
+        (d for d in observation.deployments if selector_matches(spec.target_workload_selector, d.labels)),
+        key=lambda d: d.name,
+    )
+    overlaps = {
+        d.name: sorted(p.name for p in observation.peers if selector_matches(p.selector, d.labels))
+        for d in selected
+    }
+    conflicted = tuple(name for name, peers in overlaps.items() if peers)
+    governed = [d for d in selected if d.name not in conflicted]
+
+    released = _released(policy, observation.deployments, governed)
+    pods_by_workload = _pods_by_workload(governed, observation.pods)
+    previous = observation.current_status
+    advance = advance_ledger(
+        previous=ledger_from_status(previous),
+        window_start=window_start,
+        pods_by_workload=pods_by_workload,
+        gpu_product_of_node=observation.gpu_product_of_node,
+        pricing=spec.pricing,
+        now=now,
+    )
+    ledger = advance.ledger
+    assessment = assess_budget(
+        limits=spec.cost_limits,
+        ledger=ledger,
+        running_gpus=advance.running_gpus,
+        cost_per_hour=advance.cost_per_hour,
+        window_end=window_end,
+        now=now,
+    )
+    new_window = previous.window_start != window_start
+    already = [] if new_window else list(previous.thresholds_notified)
+    crossed = thresholds_to_announce(spec.cost_limits, assessment.used_percent, already)
+
+    budget = plan_budget_actions(policy, spec, assessment, [d.as_workload() for d in governed])
+    changes = [*released, *budget.changes]
+    events = budget_events(
+        policy=policy,
+        spec=spec,
+        used_percent=assessment.used_percent,
+        crossed=crossed,
+        budget=budget,
+        released=released,
+    )
+
+    idle = plan_idle_all(
+        policy=policy,
+        spec=spec,
+        governed=governed,
+        pods_by_workload=pods_by_workload,
+        observation=observation,
+        already_changed={c.workload for c in changes},
+        now=now,
+    )
+    changes.extend(idle.changes)
+    events.extend(idle.events)
+
+    violations = [v for d in governed for v in cap_violations(d.name, spec, d.template)]
+    events.extend(new_violation_events(policy, spec, violations, previous.violations))
+
+    recommendation = _recommend(spec, observation, governed, assessment.gpu_hours_remaining, now)
+    floor = recommendation.replicas if recommendation else None
+    hpas = plan_hpas(
+        policy,
+        observation.namespace,
+        spec,
+        targets=[BoundsTarget(d.name, observation.uid, d.annotations, floor) for d in governed],
+        existing=observation.hpas,
+        budget_exhausted=assessment.exceeded,
+    )
+    status = previous.model_copy(deep=True)
+    status.observed_generation = observation.generation
+    status.violations = violations[:MAX_LISTED_VIOLATIONS]
+    status.violation_count = len(violations)
+    status.window_start, status.window_end = window_start, window_end
+    _record_ledger(status, previous, ledger, assessment)
+    _record_prediction(status, spec, observation, recommendation, governed)
+    status.thresholds_notified = sorted({*already, *crossed})
+    status.governed_workloads = len(governed)
+    status.idle_workloads = len(idle.idle_names)
+    status.workloads = [
+        WorkloadStatus(
+            name=d.name,
+            state=workload_state(policy, d, conflicted),
+            gpus_per_pod=d.gpus_per_pod,
+            gpu_hours=round(ledger.by_workload.get(d.name, 0.0), 6),
+            idle_since=idle.idle_since.get(d.name),
+        )
+        for d in selected[:MAX_LISTED_WORKLOADS]
+    ]
+    status.conditions = apply_conditions(
+        status.conditions,
+        policy_conditions(
+            spec=spec,
+            selected=selected,
+            governed=governed,
+            conflicted=conflicted,
+            overlaps=overlaps,
+            exhausted=assessment.exhausted,
+            idle=idle.idle_names,
+            observation=observation,
+            metrics_missing=idle.metrics_missing,
+            foreign_hpas=hpas.foreign,
+        )
+        + optional(prediction_condition(spec.predictive_scaling, observation.prediction, recommendation)),
+        observation.generation,
+        now,
+    )
+    tracked = {(p.namespace, p.name) for pods in pods_by_workload.values() for p in pods}
+    return PolicyPlan(
+        status=status,
+        governed=tuple(d.name for d in governed),
+        conflicted=conflicted,
+        changes=tuple(changes),
+        events=tuple(events),
+        pods_to_track=tuple(
+            p
+            for pods in pods_by_workload.values()
+            for p in pods
+            if not p.has_finalizer and p.ended_at is None and p.gpus > 0
+        ),
+        hpas=hpas,
+        pods_to_release=(
+            *(p for p in advance.releasable if p.has_finalizer and (p.namespace, p.name) in tracked),
+            *_orphaned(observation, tracked),
+        ),
+    )
+
+
+def _record_ledger(
+    status: FinOpsPolicyStatus, previous: FinOpsPolicyStatus, ledger: Ledger, assessment: BudgetAssessment
+) -> None:
+    """Persist the ledger and the budget figures (rounded: status is for people and diffs).
+
+    ``ledgerTime`` only moves when the stored sum does: with no GPU in use nothing is written, and the
+    next sample simply accounts from the older instant, which gives the same sum.
+    """
+    used = round(ledger.gpu_hours, 6)
+    moved = previous.window_start != ledger.window_start or previous.gpu_hours_used != used
+    if moved or previous.ledger_time is None:
+        status.ledger_time = ledger.accounted_until
+    status.gpu_hours_used = used
+    status.cost_used = round(ledger.cost, 6)
+    status.gpu_hours_remaining = (
+        round(assessment.gpu_hours_remaining, 6) if assessment.gpu_hours_remaining is not None else None
+    )
+    status.budget_used_percent = ceil_percent(assessment.used_percent)
+    status.projected_exhaustion_time = assessment.projected_exhaustion
+
+
+def _orphaned(observation: PolicyObservation, tracked: set[tuple[str, str]]) -> list[LedgerPod]:
+    """Pods still carrying the ledger finalizer although no policy of the namespace governs them any
+    more (selector changed, conflict): the finalizer must go, or their deletion would hang."""
+
+    def claimed_by_peer(pod: LedgerPod) -> bool:
+        return any(
+            peer.spec is None or (selector_matches(peer.selector, d.labels) and d.owns(pod))
+            for peer in observation.peers
+            for d in observation.deployments
+        )
+
+    return [
+        p
+        for p in observation.pods
+        if p.has_finalizer and (p.namespace, p.name) not in tracked and not claimed_by_peer(p)
+    ]
+
+
+def _gpus_per_replica(governed: Sequence[DeploymentFacts]) -> int:
+    return max((d.gpus_per_pod for d in governed), default=0)
+
+
+def _recommend(
+    spec: FinOpsPolicySpec,
+    observation: PolicyObservation,
+    governed: Sequence[DeploymentFacts],
+    remaining_gpu_hours: float | None,
+    now: datetime,
+) -> Recommendation | None:
+    settings, prediction = spec.predictive_scaling, observation.prediction
+    if settings is None or not settings.enabled or spec.auto_scale is None:
+        return None
+    if prediction is None or prediction.forecast is None:
+        return None
+    return recommend(
+        settings,
+        prediction.forecast,
+        bounds=(spec.auto_scale.min_replicas, spec.auto_scale.max_replicas),
+        gpus_per_replica=_gpus_per_replica(governed),
+        remaining_gpu_hours=remaining_gpu_hours,
+        now=now,
+    )
+
+
+def _record_prediction(
+    status: FinOpsPolicyStatus,
+    spec: FinOpsPolicySpec,
+    observation: PolicyObservation,
+    recommendation: Recommendation | None,
+    governed: Sequence[DeploymentFacts],
+) -> None:
+    """Prediction figures, and the budget projection from the forecast rather than the burn rate."""
+    prediction, settings = observation.prediction, spec.predictive_scaling
+    if prediction is None or settings is None or recommendation is None or prediction.forecast is None:
+        status.prediction = None
+        return
+    status.prediction = prediction_status(prediction, recommendation, None)
+    limits = spec.cost_limits
+    if limits is not None and limits.daily_gpu_hours is not None and settings.target_per_replica:
+        projected = projected_exhaustion(
+            prediction.forecast,
+            target_per_replica=settings.target_per_replica,
+            gpus_per_replica=_gpus_per_replica(governed) * max(len(governed), 1),
+            replicas_floor=recommendation.replicas,
+            used_gpu_hours=status.gpu_hours_used,
+            limit_gpu_hours=limits.daily_gpu_hours,
+        )
+        if projected is not None and (status.window_end is None or projected < status.window_end):
+            status.projected_exhaustion_time = projected
+
+
+def _released(
+    policy: str, deployments: Sequence[DeploymentFacts], governed: Sequence[DeploymentFacts]
+) -> list[ReplicaChange]:
+    """Undo this policy's changes on workloads it no longer governs (selector changed, conflict)."""
+    names = {d.name for d in governed}
+    return [
+        restore(d.as_workload(), "NoLongerGoverned", f"no longer governed by FinOpsPolicy {policy}")
+        for d in deployments
+        if d.name not in names and d.as_workload().marked_by(policy)
+    ]
+
+
+def _mean_utilization(by_pod: Mapping[str, float] | None, pods: Sequence[LedgerPod]) -> float | None:
+    """Mean over the workload's running pods that have a sample; None without any evidence."""
+    if by_pod is None:
+        return None
+    values = [by_pod[p.name] for p in pods if p.ended_at is None and p.name in by_pod]
+    return sum(values) / len(values) if values else None
+
+
+def _pods_by_workload(
+    governed: Sequence[DeploymentFacts], pods: Sequence[LedgerPod]
+) -> dict[str, list[LedgerPod]]:
+    """GPU pods of each governed Deployment. Linear in pods: owned pods are grouped by their recorded
+    owner; only the rare pods without one are matched against selectors."""
+    result: dict[str, list[LedgerPod]] = {d.name: [] for d in governed}
+    unowned: list[LedgerPod] = []
+    for pod in pods:
+        if pod.owner_deployment is None:
+            unowned.append(pod)
+        elif pod.owner_deployment in result:
+            result[pod.owner_deployment].append(pod)
+    for pod in unowned:
+        owner = next((d for d in governed if d.owns(pod)), None)
+        if owner is not None:
+            result[owner.name].append(pod)
+    return result

@@ -173,47 +173,6 @@ class KubeClient:
         metrics.record_api_request("create", "events")
         kopf.event(cast("kopf.Body", regarding), type=type, reason=reason, message=message)
 
-    # --- kept for the FinOpsPolicy handler, on the generic verbs ---------------------------------------
-
-    def patch_deployment(
-        self, namespace: str, name: str, replicas: int | None, annotations: Mapping[str, str | None]
-    ) -> None:
-        body: dict[str, object] = {"metadata": {"annotations": dict(annotations)}}
-        if replicas is not None:
-            body["spec"] = {"replicas": replicas}
-        self.patch("apps/v1", "Deployment", namespace, name, body=body)
-
-    def add_pod_finalizer(self, namespace: str, name: str, finalizer: str) -> None:
-        """Strategic merge: ObjectMeta.finalizers merges, so other finalizers are kept."""
-        try:
-            self.patch("v1", "Pod", namespace, name, body={"metadata": {"finalizers": [finalizer]}})
-        except ApiException as error:
-            if error.status != 404:  # gone already: nothing to track
-                raise
-
-    def remove_pod_finalizer(self, namespace: str, name: str, finalizer: str) -> None:
-        try:
-            self.patch(
-                "v1",
-                "Pod",
-                namespace,
-                name,
-                body={"metadata": {"$deleteFromPrimitiveList/finalizers": [finalizer]}},
-            )
-        except ApiException as error:
-            if error.status != 404:
-                raise
-
-    def apply_hpa(self, manifest: Mapping[str, Any]) -> None:
-        self.apply(manifest)
-
-    def delete_hpa(self, namespace: str, name: str) -> None:
-        try:
-            self.delete("autoscaling/v2", "HorizontalPodAutoscaler", namespace, name)
-        except ApiException as error:
-            if error.status != 404:
-                raise
-
     # --- reads that are no index ------------------------------------------------------------------------
 
     def secret_value(self, namespace: str, name: str, key: str) -> str:

@@ -3,6 +3,7 @@ every request counted in finops_api_requests_total."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -10,7 +11,10 @@ from kubernetes import config
 from kubernetes.client.exceptions import ApiException
 
 from finops_operator import metrics
+from finops_operator.handlers.apply import apply_intents
+from finops_operator.handlers.status import RecentWrites
 from finops_operator.kube import FIELD_MANAGER, KubeClient
+from finops_operator.planners.plan import AddFinalizer, Intent, ObjectRef, RemoveFinalizer
 from tests.kube import Kube, eventually
 
 NAMESPACE = "kube-client-test"
@@ -26,6 +30,14 @@ def thin(kube: Kube) -> Iterator[KubeClient]:
     api = config.new_client_from_config(config_file=str(kube.kubeconfig))  # type: ignore[no-untyped-call]
     yield KubeClient(api)
     kube.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+
+
+def write(intents: list[Intent], thin: KubeClient) -> None:
+    """Through the apply module, as the handlers write: every intent must succeed."""
+    done = apply_intents(
+        thin, intents, owner={}, recent=RecentWrites(ttl=0), logger=logging.getLogger(__name__)
+    )
+    assert [applied.error for applied in done] == [None] * len(intents)
 
 
 def deployment(name: str, replicas: int) -> dict[str, object]:
@@ -127,9 +139,10 @@ def test_finalizers_and_eviction_of_a_pod(kube: Kube, thin: KubeClient) -> None:
     kube.kubectl(
         "run", "thin-pod", "-n", NAMESPACE, "--image=example/app:1", "--restart=Never", "--labels=app=thin"
     )
-    thin.add_pod_finalizer(NAMESPACE, "thin-pod", "finops.dev/test")
+    pod = ObjectRef("v1", "Pod", "thin-pod", NAMESPACE)
+    write([AddFinalizer(pod, "finops.dev/test")], thin)
     assert "finops.dev/test" in kube.get_json("pod", "-n", NAMESPACE, "thin-pod")["metadata"]["finalizers"]
-    thin.remove_pod_finalizer(NAMESPACE, "thin-pod", "finops.dev/test")
+    write([RemoveFinalizer(pod, "finops.dev/test")], thin)
     assert "finops.dev/test" not in (
         kube.get_json("pod", "-n", NAMESPACE, "thin-pod")["metadata"].get("finalizers") or []
     )

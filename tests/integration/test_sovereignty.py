@@ -538,3 +538,50 @@ def test_gpu_pods_are_confined_to_the_allowed_products_of_the_region(
     asked = apply(kube, _gpu_deployment(ns, "l4", 1, nodeSelector={GPU_LABEL: L4}))
     assert asked.returncode != 0, "an explicit ask for L4 was admitted"
     assert f"SovereignRegion {name}" in asked.stderr and "GPUProduct" in asked.stderr, asked.stderr
+
+
+def test_the_region_repairs_a_workload_that_already_breaks_a_finopspolicy_cap(
+    kube: Kube, operator: OperatorProcess, cleanup: tuple[list[str], list[str]]
+) -> None:
+    """The demo's embedding-service: fp16 under a policy requiring quantization. The caps webhook
+    admits the operator's affinity repair (it makes no cap violation worse) and still refuses a
+    change that does."""
+    name, ns = "sov-test-caps", "sov-caps"
+    cleanup[0].append(name)
+    cleanup[1].append(ns)
+    namespace(kube, ns, "caps")
+    embedding = _gpu_deployment(ns, "embedding", 1)
+    embedding["spec"]["template"]["metadata"]["labels"]["finops.dev/model-quantization"] = "fp16"
+    applied(kube, embedding)
+    applied(
+        kube,
+        {
+            "apiVersion": "finops.dev/v1alpha1",
+            "kind": "FinOpsPolicy",
+            "metadata": {"name": "caps", "namespace": ns},
+            "spec": {
+                "targetWorkloadSelector": {"matchLabels": {"app": "embedding"}},
+                "enforcementMode": "Enforce",
+                "costLimits": {"maxGPUsPerPod": 2},
+                "optimizationRules": {"modelQuantizationRequired": True},
+            },
+        },
+    )
+
+    def policy_ready() -> bool:
+        conditions = (kube.get_json("fop", "-n", ns, "caps").get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    eventually(policy_ready, timeout=30, what="FinOpsPolicy Ready")
+    applied(kube, region(name, "caps", "Enforce"))
+    eventually(lambda: confined(required_terms(kube, ns, "embedding")), timeout=30, what="embedding repaired")
+    assert f"Deployment {ns}/embedding refused" not in operator.log()
+
+    # A change that leaves the old violation as it was goes through, with a warning naming it ...
+    image = run(kube, "set", "image", "deploy/embedding", "-n", ns, "main=example/app:2")
+    assert image.returncode == 0, image.stderr
+    assert "Warning: FinOpsPolicy caps:" in image.stderr and "already so before this change" in image.stderr
+    # ... one that makes a cap violation worse is refused.
+    worse = run(kube, "set", "resources", "deploy/embedding", "-n", ns, "--limits=nvidia.com/gpu=4")
+    assert worse.returncode != 0, "raising the GPUs past the cap was admitted"
+    assert "FinOpsPolicy caps: 4 GPUs per pod exceeds maxGPUsPerPod 2" in worse.stderr, worse.stderr

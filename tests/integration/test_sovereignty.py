@@ -1,5 +1,6 @@
 """SovereignRegion against the real control plane (kwok nodes in eu-west-1 and us-east-1, A100/H100/L4
-GPUs) with the real operator: affinity injection, rejection/warning/dry-run, the
+GPUs) with the real operator: affinity injection (GPU pods also confined to the allowed products),
+rejection/warning/dry-run, the
 ValidatingAdmissionPolicy path with the operator stopped, drift repair, the audit of pre-existing
 violators. Every namespace and SovereignRegion here is this module's own, and removed afterwards."""
 
@@ -19,7 +20,7 @@ from tests.operator_process import OperatorProcess, free_port, running_operator
 
 SAMPLE = 2.0
 EU, US = "eu-west-1", "us-east-1"
-A100, H100 = "NVIDIA-A100-SXM4-80GB", "NVIDIA-H100-80GB-HBM3"
+A100, H100, L4 = "NVIDIA-A100-SXM4-80GB", "NVIDIA-H100-80GB-HBM3", "NVIDIA-L4"
 REGION_LABEL = "topology.kubernetes.io/region"
 GPU_LABEL = "nvidia.com/gpu.product"
 CLASS_LABEL = "finops.dev/data-classification"
@@ -60,17 +61,21 @@ def region(name: str, binding: str, mode: str, **spec: Any) -> dict[str, Any]:
     }
 
 
-def apply(kube: Kube, *objects: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    """kubectl apply, returning the whole result: stderr is where kubectl prints warnings."""
+def run(kube: Kube, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """kubectl, returning the whole result: stderr is where kubectl prints warnings and rejections."""
     return subprocess.run(
-        [kubectl_binary(), "apply", "-f", "-"],
-        input=yaml.safe_dump_all(objects),
+        [kubectl_binary(), *args],
+        input=stdin,
         capture_output=True,
         text=True,
         env=kube.env,
         check=False,
         timeout=60,
     )
+
+
+def apply(kube: Kube, *objects: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    return run(kube, "apply", "-f", "-", stdin=yaml.safe_dump_all(objects))
 
 
 def applied(kube: Kube, *objects: dict[str, Any]) -> str:
@@ -460,3 +465,123 @@ def test_opt_in_eviction_moves_pods_running_outside_the_region(
             "requiredDuringSchedulingIgnoredDuringExecution"
         ]["nodeSelectorTerms"]
     )
+
+
+def _prefer_product(product: str) -> dict[str, Any]:
+    """A soft preference the scheduler follows whenever the required affinity lets it."""
+    preference = {"matchExpressions": [{"key": GPU_LABEL, "operator": "In", "values": [product]}]}
+    return {
+        "nodeAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "preference": preference}]
+        }
+    }
+
+
+def _gpu_deployment(ns: str, name: str, replicas: int, **pod_spec: Any) -> dict[str, Any]:
+    body = deployment(ns, name, replicas=replicas, **pod_spec)
+    container = body["spec"]["template"]["spec"]["containers"][0]
+    container["resources"] = {"limits": {"nvidia.com/gpu": "1"}}
+    return body
+
+
+def _products(kube: Kube, ns: str, app: str) -> list[str]:
+    """The GPU product of the node of every live scheduled pod of ``app`` (empty until all are placed)."""
+    pods = [
+        p
+        for p in kube.get_json("pods", "-n", ns, "-l", f"app={app}")["items"]
+        if not p["metadata"].get("deletionTimestamp")
+    ]
+    if not pods or not all(p["spec"].get("nodeName") for p in pods):
+        return []
+    nodes = (kube.get_json("node", p["spec"]["nodeName"]) for p in pods)
+    return sorted(str(n["metadata"]["labels"].get(GPU_LABEL)) for n in nodes)
+
+
+def test_gpu_pods_are_confined_to_the_allowed_products_of_the_region(
+    kube: Kube, operator: OperatorProcess, cleanup: tuple[list[str], list[str]]
+) -> None:
+    """eu-west-1 has A100 nodes (allowed) and L4 edge nodes (not allowed by this region): a GPU pod
+    that says nothing about the product, even one preferring L4, lands on A100 only."""
+    name, ns = "sov-test-gpu", "sov-gpu"
+    cleanup[0].append(name)
+    cleanup[1].append(ns)
+    namespace(kube, ns, "gpu")
+    # Before the region exists: a GPU workload that prefers L4 runs there (what the issue saw).
+    applied(kube, _gpu_deployment(ns, "legacy-gpu", 1, affinity=_prefer_product(L4)))
+    assert eventually(lambda: _products(kube, ns, "legacy-gpu"), timeout=60, what="legacy-gpu placed") == [L4]
+    applied(kube, region(name, "gpu", "Enforce"))
+    eventually(lambda: bound(kube, name, [ns]), timeout=30, what="namespace bound")
+
+    region_term = {"key": REGION_LABEL, "operator": "In", "values": [EU]}
+    product_term = {"key": GPU_LABEL, "operator": "In", "values": [A100]}
+    # Drift repair adds the product requirement too, and the rollout moves the pod onto an A100.
+    eventually(
+        lambda: required_terms(kube, ns, "legacy-gpu") == [{"matchExpressions": [region_term, product_term]}],
+        timeout=30,
+        what="legacy-gpu repaired with the allowed products",
+    )
+    eventually(
+        lambda: _products(kube, ns, "legacy-gpu") == [A100], timeout=60, what="legacy-gpu moved to A100"
+    )
+
+    # Admission: the GPU pod gets region AND products, the CPU-only pod the region alone.
+    applied(
+        kube,
+        _gpu_deployment(ns, "gpu", 3, affinity=_prefer_product(L4)),
+        deployment(ns, "cpu"),
+    )
+    assert required_terms(kube, ns, "gpu") == [{"matchExpressions": [region_term, product_term]}]
+    assert required_terms(kube, ns, "cpu") == [{"matchExpressions": [region_term]}]
+    assert eventually(lambda: _products(kube, ns, "gpu"), timeout=60, what="gpu pods placed") == [A100] * 3
+
+    # An explicit ask for a product the region does not allow is still rejected.
+    asked = apply(kube, _gpu_deployment(ns, "l4", 1, nodeSelector={GPU_LABEL: L4}))
+    assert asked.returncode != 0, "an explicit ask for L4 was admitted"
+    assert f"SovereignRegion {name}" in asked.stderr and "GPUProduct" in asked.stderr, asked.stderr
+
+
+def test_the_region_repairs_a_workload_that_already_breaks_a_finopspolicy_cap(
+    kube: Kube, operator: OperatorProcess, cleanup: tuple[list[str], list[str]]
+) -> None:
+    """The demo's embedding-service: fp16 under a policy requiring quantization. The caps webhook
+    admits the operator's affinity repair (it makes no cap violation worse) and still refuses a
+    change that does."""
+    name, ns = "sov-test-caps", "sov-caps"
+    cleanup[0].append(name)
+    cleanup[1].append(ns)
+    namespace(kube, ns, "caps")
+    embedding = _gpu_deployment(ns, "embedding", 1)
+    embedding["spec"]["template"]["metadata"]["labels"]["finops.dev/model-quantization"] = "fp16"
+    applied(kube, embedding)
+    applied(
+        kube,
+        {
+            "apiVersion": "finops.dev/v1alpha1",
+            "kind": "FinOpsPolicy",
+            "metadata": {"name": "caps", "namespace": ns},
+            "spec": {
+                "targetWorkloadSelector": {"matchLabels": {"app": "embedding"}},
+                "enforcementMode": "Enforce",
+                "costLimits": {"maxGPUsPerPod": 2},
+                "optimizationRules": {"modelQuantizationRequired": True},
+            },
+        },
+    )
+
+    def policy_ready() -> bool:
+        conditions = (kube.get_json("fop", "-n", ns, "caps").get("status") or {}).get("conditions") or []
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    eventually(policy_ready, timeout=30, what="FinOpsPolicy Ready")
+    applied(kube, region(name, "caps", "Enforce"))
+    eventually(lambda: confined(required_terms(kube, ns, "embedding")), timeout=30, what="embedding repaired")
+    assert f"Deployment {ns}/embedding refused" not in operator.log()
+
+    # A change that leaves the old violation as it was goes through, with a warning naming it ...
+    image = run(kube, "set", "image", "deploy/embedding", "-n", ns, "main=example/app:2")
+    assert image.returncode == 0, image.stderr
+    assert "Warning: FinOpsPolicy caps:" in image.stderr and "already so before this change" in image.stderr
+    # ... one that makes a cap violation worse is refused.
+    worse = run(kube, "set", "resources", "deploy/embedding", "-n", ns, "--limits=nvidia.com/gpu=4")
+    assert worse.returncode != 0, "raising the GPUs past the cap was admitted"
+    assert "FinOpsPolicy caps: 4 GPUs per pod exceeds maxGPUsPerPod 2" in worse.stderr, worse.stderr

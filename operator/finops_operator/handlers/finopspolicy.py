@@ -32,7 +32,7 @@ from finops_operator.planners.policy import (
     plan_policy,
 )
 from finops_operator.planners.policy.bounds import POLICY_LABEL, HpaFacts
-from finops_operator.planners.policy.caps import PodTemplateFacts, admit_deployment
+from finops_operator.planners.policy.caps import PodTemplateFacts, admit_deployment, previous_deployment
 from finops_operator.planners.policy.ledger import LedgerPod, ledger_pod
 from finops_operator.planners.policy.predictive import PredictionInput
 from finops_operator.planners.policy.writes import plan_deletion, policy_writes
@@ -314,7 +314,8 @@ def _validate_caps(
         return
     labels = (body.get("metadata") or {}).get("labels") or {}
     deployment = name or (body.get("metadata") or {}).get("generateName") or "<unnamed>"
-    verdict = admit_deployment(policies, deployment, labels, PodTemplateFacts.from_template(template))
+    facts = PodTemplateFacts.from_template(template)
+    verdict = admit_deployment(policies, deployment, labels, facts, previous_deployment(old))
     warnings.extend(verdict.warnings)
     if not verdict.allowed:
         raise kopf.AdmissionError(verdict.message, code=403)

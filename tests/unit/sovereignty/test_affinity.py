@@ -1,4 +1,5 @@
-"""Confining a pod spec to a region: the required node affinity and its merge into the workload's own."""
+"""Confining a pod spec to a region (and a GPU pod to the allowed products): the required node
+affinity and its merge into the workload's own."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Any
 
 import pytest
 
+from finops_operator.api.common import GPU_PRODUCT_LABEL
 from finops_operator.api.sovereignregion import REGION_LABEL
 from finops_operator.planners.sovereignty import (
+    confining_expressions,
     merge_required_affinity,
     region_match_expressions,
     required_node_affinity,
@@ -28,7 +31,7 @@ from tests.unit.sovereignty.helpers import (
 
 
 def test_required_node_affinity_expresses_the_selector_as_match_expressions() -> None:
-    assert required_node_affinity(SPEC) == {
+    assert required_node_affinity(SPEC, {}) == {
         "nodeSelectorTerms": [{"matchExpressions": [{"key": REGION_LABEL, "operator": "In", "values": [EU]}]}]
     }
     custom = region(
@@ -132,3 +135,109 @@ def test_merge_with_custom_selector_adds_every_requirement_once() -> None:
         "nodeSelectorTerms"
     ]
     assert terms == [term(expr("pool", "In", "eu"), expr("spot", "DoesNotExist"))]
+
+
+A100, L4 = "NVIDIA-A100-SXM4-80GB", "NVIDIA-L4"
+GPU_SPEC = region(allowedGPUProducts=[A100, L4])
+ALLOWED_EXPR = expr(GPU_PRODUCT_LABEL, "In", A100, L4)
+
+
+def gpu_pod(gpus: Any = 1, **pod: Any) -> dict[str, Any]:
+    return {**pod, "containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": gpus}}}]}
+
+
+@pytest.mark.parametrize(
+    ("spec", "pod_spec", "expected_terms", "changed"),
+    [
+        (GPU_SPEC, gpu_pod(), [term(REGION_EXPR, ALLOWED_EXPR)], True),
+        (GPU_SPEC, {"containers": [{"name": "c"}]}, [term(REGION_EXPR)], True),
+        (GPU_SPEC, gpu_pod(0), [term(REGION_EXPR)], True),
+        (
+            GPU_SPEC,
+            {"containers": [{"name": "c", "resources": {"requests": {"nvidia.com/gpu": "2"}}}]},
+            [term(REGION_EXPR, ALLOWED_EXPR)],
+            True,
+        ),
+        (
+            GPU_SPEC,
+            {
+                "containers": [{"name": "c"}],
+                "initContainers": [{"name": "i", "resources": {"limits": {"nvidia.com/gpu": 1}}}],
+            },
+            [term(REGION_EXPR, ALLOWED_EXPR)],
+            True,
+        ),
+        (SPEC, gpu_pod(), [term(REGION_EXPR)], True),
+        (
+            GPU_SPEC,
+            gpu_pod(**with_terms(term(ZONE_A), term(expr("pool", "In", "x")))),
+            [
+                term(ZONE_A, REGION_EXPR, ALLOWED_EXPR),
+                term(expr("pool", "In", "x"), REGION_EXPR, ALLOWED_EXPR),
+            ],
+            True,
+        ),
+        (
+            GPU_SPEC,
+            gpu_pod(**with_terms(term(REGION_EXPR))),
+            [term(REGION_EXPR, ALLOWED_EXPR)],
+            True,
+        ),
+        (
+            GPU_SPEC,
+            gpu_pod(**with_terms(term(expr(GPU_PRODUCT_LABEL, "In", A100)))),
+            [term(expr(GPU_PRODUCT_LABEL, "In", A100), REGION_EXPR)],
+            True,
+        ),
+        (
+            GPU_SPEC,
+            gpu_pod(**with_terms(term(REGION_EXPR, expr(GPU_PRODUCT_LABEL, "In", L4, A100)))),
+            [term(REGION_EXPR, expr(GPU_PRODUCT_LABEL, "In", L4, A100))],
+            False,
+        ),
+        (
+            GPU_SPEC,
+            gpu_pod(**with_terms(term(expr(GPU_PRODUCT_LABEL, "Exists")))),
+            [term(expr(GPU_PRODUCT_LABEL, "Exists"), REGION_EXPR, ALLOWED_EXPR)],
+            True,
+        ),
+        (
+            region(allowedGPUProducts=[A100, A100]),
+            gpu_pod(),
+            [term(REGION_EXPR, expr(GPU_PRODUCT_LABEL, "In", A100))],
+            True,
+        ),
+        (GPU_SPEC, gpu_pod("garbage"), [term(REGION_EXPR)], True),
+    ],
+    ids=[
+        "gpu-pod-gets-region-and-products",
+        "cpu-only-pod-gets-region-only",
+        "zero-gpus-is-cpu-only",
+        "requests-alone-count",
+        "init-container-gpus-count",
+        "no-allowed-products-region-only",
+        "every-term-gets-both",
+        "region-there-products-added",
+        "one-allowed-product-already-narrower",
+        "allowed-products-already-there",
+        "exists-is-wider-products-added",
+        "duplicate-products-once",
+        "malformed-quantity-is-cpu-only",
+    ],
+)
+def test_merge_confines_gpu_pods_to_the_allowed_products(
+    spec: Any, pod_spec: dict[str, Any], expected_terms: list[Any], changed: bool
+) -> None:
+    merged, did_change = merge_required_affinity(pod_spec, spec)
+    assert did_change is changed
+    required = merged["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert required["nodeSelectorTerms"] == expected_terms
+    assert merge_required_affinity(merged, spec) == (merged, False)  # idempotent
+
+
+def test_confining_expressions_are_the_single_required_term() -> None:
+    assert confining_expressions(GPU_SPEC, gpu_pod()) == [REGION_EXPR, ALLOWED_EXPR]
+    assert confining_expressions(GPU_SPEC, None) == [REGION_EXPR]
+    assert required_node_affinity(GPU_SPEC, gpu_pod()) == {
+        "nodeSelectorTerms": [{"matchExpressions": [REGION_EXPR, ALLOWED_EXPR]}]
+    }

@@ -308,3 +308,74 @@ def test_admission(
     assert (answer.affinity is not None) is confined
     if not allowed:
         assert "SovereignRegion r0" in answer.message and "[rule Region]" in answer.message
+
+
+# ------------------------------------------------------------------------- GPU products, both paths
+
+A100, H100 = "NVIDIA-A100-SXM4-80GB", "NVIDIA-H100-80GB-HBM3"
+GPU_SPEC = spec(allowedGPUProducts=[A100])
+REGION_TERM = {"key": REGION_LABEL, "operator": "In", "values": [EU]}
+PRODUCT_TERM = {"key": "nvidia.com/gpu.product", "operator": "In", "values": [A100]}
+
+
+def gpu_pod_spec(gpus: int, **extra: Any) -> dict[str, Any]:
+    resources = {"limits": {"nvidia.com/gpu": gpus}} if gpus else {}
+    return {"containers": [{"name": "c", "resources": resources}], **extra}
+
+
+def region_only(**extra: Any) -> dict[str, Any]:
+    required = {"nodeSelectorTerms": [{"matchExpressions": [REGION_TERM]}]}
+    return {
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": required}},
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("pod_spec", "admitted", "expected"),
+    [
+        pytest.param(gpu_pod_spec(1), True, [REGION_TERM, PRODUCT_TERM], id="gpu-pod-confined-to-products"),
+        pytest.param(gpu_pod_spec(0), True, [REGION_TERM], id="cpu-only-pod-region-only"),
+        pytest.param(
+            gpu_pod_spec(1, **region_only()),
+            True,
+            [REGION_TERM, PRODUCT_TERM],
+            id="region-only-gpu-pod-gets-products",
+        ),
+        pytest.param(gpu_pod_spec(0, **region_only()), True, None, id="confined-cpu-pod-unchanged"),
+        pytest.param(
+            gpu_pod_spec(1, nodeSelector={"nvidia.com/gpu.product": H100}),
+            False,
+            None,
+            id="explicit-other-product",
+        ),
+    ],
+)
+def test_admission_and_repair_confine_gpu_pods_alike(
+    pod_spec: dict[str, Any], admitted: bool, expected: list[dict[str, Any]] | None
+) -> None:
+    """The webhook and the drift repair write the same required affinity: one merge serves both."""
+    body = {
+        "metadata": {"name": "llm", "namespace": "ai"},
+        "spec": {"template": {"metadata": {"labels": {"app": "llm"}}, "spec": pod_spec}},
+    }
+    answer = plan_admission(
+        AdmissionReview("Deployment", body, None, "CREATE", BOUND["ai"], {"eu": parse_spec(GPU_SPEC)}, NODES)
+    )
+    assert answer.allowed is admitted
+    if not admitted:
+        assert "[rule GPUProduct]" in answer.message
+    admitted_terms = None
+    if answer.affinity is not None:
+        admitted_terms = answer.affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    workload = TemplatedWorkload("ai", "Deployment", "llm", pod_spec=pod_spec)
+    plan = plan_sovereignty(GPU_SPEC, observed(workloads=(workload,)), NOW)
+    repairs = [i for i in plan.intents if isinstance(i, PatchPodTemplate)]
+    repaired_terms = None
+    if repairs:
+        repaired_terms = repairs[0].pod_spec["affinity"]["nodeAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        ]
+    assert repaired_terms == admitted_terms
+    wanted = None if expected is None else {"nodeSelectorTerms": [{"matchExpressions": expected}]}
+    assert admitted_terms == wanted

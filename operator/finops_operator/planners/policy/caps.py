@@ -1,11 +1,13 @@
 """Per-workload caps (CPU cores, memory, GPUs per pod, quantized models) and the admission verdict for
-a Deployment under the FinOpsPolicies of its namespace."""
+a Deployment under the FinOpsPolicies of its namespace: a new violation, or one made worse, is
+refused; a change that leaves an old violation as it was is not (see ``admit_deployment``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from finops_operator.api.common import GPU_RESOURCE, EnforcementMode
@@ -81,6 +83,45 @@ def cap_violations(workload: str, spec: FinOpsPolicySpec, facts: PodTemplateFact
     return found
 
 
+MEASURED_BY: Mapping[str, Callable[[PodTemplateFacts], float]] = {
+    "maxCPUCores": attrgetter("cpu_cores"),
+    "maxMemoryGB": attrgetter("memory_gb"),
+    "maxGPUsPerPod": attrgetter("gpus"),
+}
+"""What each numeric cap measures; a rule not listed here (quantization) is broken or not, no degrees."""
+
+
+@dataclass(frozen=True)
+class PreviousDeployment:
+    """A Deployment as it was before an UPDATE: the labels policies select it by, and its pod template."""
+
+    labels: Mapping[str, str]
+    facts: PodTemplateFacts
+
+
+def previous_deployment(old: Mapping[str, Any] | None) -> PreviousDeployment | None:
+    """The object an UPDATE replaces (None on CREATE)."""
+    if old is None:
+        return None
+    labels = (old.get("metadata") or {}).get("labels") or {}
+    template = (old.get("spec") or {}).get("template") or {}
+    return PreviousDeployment(dict(labels), PodTemplateFacts.from_template(template))
+
+
+def made_worse(
+    violation: Violation, facts: PodTemplateFacts, previous: PodTemplateFacts | None, broken_before: Set[str]
+) -> bool:
+    """Whether a change introduces ``violation`` or moves further past the cap than the workload was.
+
+    ``previous`` is the pod template before the change (None: there was none, or the policy did not
+    select it), ``broken_before`` the rules it already broke under the same policy. A numeric cap is
+    made worse when its measure grew; quantization only when it was not broken before."""
+    if previous is None or violation.rule not in broken_before:
+        return True
+    measure = MEASURED_BY.get(violation.rule)
+    return measure is not None and measure(facts) > measure(previous)
+
+
 @dataclass(frozen=True)
 class AdmissionVerdict:
     allowed: bool
@@ -93,18 +134,33 @@ def admit_deployment(
     name: str,
     labels: Mapping[str, str],
     facts: PodTemplateFacts,
+    previous: PreviousDeployment | None = None,
 ) -> AdmissionVerdict:
-    """Reject when an Enforce-mode policy selecting the Deployment is broken; warn for Warn mode; DryRun
-    only reports through the audit. Messages name the policy and the limit."""
+    """Reject when an Enforce-mode policy selecting the Deployment is broken by the change; warn for
+    Warn mode; DryRun only reports through the audit. Messages name the policy and the limit.
+
+    On an UPDATE (``previous``), Enforce refuses only what the change makes worse: a cap the workload
+    did not break before under that policy (including a policy that did not select it before), or a
+    numeric cap exceeded by more than before. A violation the workload already had and that the
+    change leaves as it was, or reduces, is admitted with a warning: otherwise a workload that broke
+    a cap before the policy existed could take no change at all (not the operator's own affinity
+    repair, not an image fix, not a step towards the cap), and the audit lists it anyway."""
     denials: list[str] = []
     warnings: list[str] = []
     for policy, spec in sorted(policies, key=lambda p: p[0]):
         if not selector_matches(spec.target_workload_selector, labels):
             continue
+        before: PodTemplateFacts | None = None
+        if previous is not None and selector_matches(spec.target_workload_selector, previous.labels):
+            before = previous.facts
+        broken_before = {v.rule for v in cap_violations(name, spec, before)} if before is not None else set()
         for violation in cap_violations(name, spec, facts):
             text = f"FinOpsPolicy {policy}: {violation.message}"
             if spec.enforcement_mode == EnforcementMode.ENFORCE:
-                denials.append(text)
+                if made_worse(violation, facts, before, broken_before):
+                    denials.append(text)
+                else:
+                    warnings.append(f"{text} (already so before this change, which does not make it worse)")
             elif spec.enforcement_mode == EnforcementMode.WARN:
                 warnings.append(text)
     if denials:

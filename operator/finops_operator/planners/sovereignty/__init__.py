@@ -21,6 +21,7 @@ from finops_operator.planners.sovereignty.admission import (
     plan_admission,
 )
 from finops_operator.planners.sovereignty.affinity import (
+    confining_expressions,
     merge_required_affinity,
     region_match_expressions,
     required_node_affinity,
@@ -77,6 +78,7 @@ __all__ = [
     "admission_decision",
     "audit",
     "bound_regions",
+    "confining_expressions",
     "effective_node_selector",
     "evaluate_pod_template",
     "matching_node_names",

@@ -28,6 +28,7 @@ NON_DEFAULT = {
     "metrics.serviceMonitor.enabled": True,
     "metrics.serviceMonitor.honorLabels": False,
     "metrics.serviceMonitor.labels": {"release": "kube-prometheus-stack"},
+    "metrics.prometheusRule.enabled": True,
     "image.digest": "sha256:" + "a" * 64,
     "nodeSelector": {"kubernetes.io/os": "linux"},
     "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "platform", "effect": "NoSchedule"}],
@@ -73,14 +74,15 @@ def test_default_render_passes_a_server_side_dry_run(cluster: Kube) -> None:
 
 
 def test_non_default_render_passes_a_server_side_dry_run(cluster: Kube) -> None:
-    """Every optional object (namespaced RBAC, cert-manager, ServiceMonitor) is accepted by the API
-    server with the real CRDs of its kind."""
+    """Every optional object (namespaced RBAC, cert-manager, ServiceMonitor, PrometheusRule,
+    dashboard ConfigMap) is accepted by the API server with the real CRDs of its kind."""
     out = server_dry_run(cluster, render(NON_DEFAULT))
     for expected in (
         "role.rbac.authorization.k8s.io/finops-operator serverside-applied",
         "certificate.cert-manager.io/finops-operator-webhook serverside-applied",
         "issuer.cert-manager.io/finops-operator-ca serverside-applied",
         "servicemonitor.monitoring.coreos.com/finops-operator serverside-applied",
+        "prometheusrule.monitoring.coreos.com/finops-operator serverside-applied",
     ):
         assert expected in out
 

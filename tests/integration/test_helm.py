@@ -29,6 +29,7 @@ NON_DEFAULT = {
     "metrics.serviceMonitor.honorLabels": False,
     "metrics.serviceMonitor.labels": {"release": "kube-prometheus-stack"},
     "metrics.prometheusRule.enabled": True,
+    "dashboard.enabled": True,
     "image.digest": "sha256:" + "a" * 64,
     "nodeSelector": {"kubernetes.io/os": "linux"},
     "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "platform", "effect": "NoSchedule"}],
@@ -83,6 +84,7 @@ def test_non_default_render_passes_a_server_side_dry_run(cluster: Kube) -> None:
         "issuer.cert-manager.io/finops-operator-ca serverside-applied",
         "servicemonitor.monitoring.coreos.com/finops-operator serverside-applied",
         "prometheusrule.monitoring.coreos.com/finops-operator serverside-applied",
+        "configmap/finops-operator-dashboard serverside-applied",
     ):
         assert expected in out
 

@@ -25,7 +25,8 @@ from tests.dcgm_exporter import DcgmExporter
 from tests.integration.test_finopspolicy_enforcement import deployment, policy, replicas
 from tests.kube import REPO, Kube, eventually
 from tests.operator_process import free_port, running_operator
-from tests.prometheus_harness import PrometheusBinaries, PrometheusServer, find_binaries
+from tests.prometheus_harness import PrometheusBinaries, PrometheusServer
+from tests.required_tools import prometheus_binaries
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.timeout(300)]
 
@@ -83,10 +84,7 @@ class TwoLayoutPrometheus(PrometheusServer):
 
 @pytest.fixture(scope="module")
 def binaries() -> PrometheusBinaries:
-    found = find_binaries()
-    if found is None:  # fail, never skip: CI must not pass without running these
-        pytest.fail("prometheus/promtool not on PATH: install Debian's `prometheus` package")
-    return found
+    return prometheus_binaries()
 
 
 def dashboard() -> dict[str, Any]:

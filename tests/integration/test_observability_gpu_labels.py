@@ -22,7 +22,8 @@ from tests.dcgm_exporter import DcgmExporter
 from tests.integration.test_finopspolicy_enforcement import condition, deployment, policy
 from tests.kube import Kube, eventually
 from tests.operator_process import running_operator
-from tests.prometheus_harness import PrometheusBinaries, PrometheusServer, find_binaries
+from tests.prometheus_harness import PrometheusBinaries, PrometheusServer
+from tests.required_tools import prometheus_binaries
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.timeout(240)]
 
@@ -48,10 +49,7 @@ class ScrapedLike(PrometheusServer):
 
 @pytest.fixture(scope="module")
 def binaries() -> PrometheusBinaries:
-    found = find_binaries()
-    if found is None:  # fail, never skip: CI must not pass without running these
-        pytest.fail("prometheus/promtool not on PATH: install Debian's `prometheus` package")
-    return found
+    return prometheus_binaries()
 
 
 @pytest.fixture(params=LAYOUTS.values(), ids=LAYOUTS.keys())

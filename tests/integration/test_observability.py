@@ -140,6 +140,7 @@ def observed(
             "tiny-budget",
             costLimits={"dailyGPUHours": 0.01, "budgetAction": "ScaleToZero"},
             pricing=pricing,
+            alerting={"budgetExhausted": {"severity": "CRITICAL", "recipientGroup": "finops-team"}},
         ),
         policy(
             "obs-idle",
@@ -202,6 +203,7 @@ def observed(
                     'finops_sovereignty_violations{region="obs-eu", rule="GPUProduct"} > 0',
                     'finops_budget_ratio{namespace="obs-budget"} >= 1',
                     f'finops_governed_workloads{{job="{RELABELED_OPERATOR_JOB}"}}',
+                    'finops_policy_alert_route{namespace="obs-budget", recipient_group="finops-team"}',
                 ):
                     eventually(lambda expr=expr: prometheus.query(expr), timeout=90, what=expr)
                 time.sleep(5)  # a few more scrapes, so rates and projections have points to work on
@@ -298,3 +300,18 @@ def test_dashboard_file_is_what_the_generator_writes(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_alert_rules_route_to_the_policys_recipient_group(observed: PrometheusServer) -> None:
+    """The budget alerts' expressions, evaluated on the real operator's series: the exhausted policy's
+    alert carries the recipientGroup of its budgetExhausted route; a policy without one, platform."""
+    rules = yaml.safe_load((REPO / "deploy" / "prometheus" / "finops-operator.rules.yaml").read_text())
+    by_name = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}
+    fired = observed.query(by_name["FinOpsBudgetExhausted"]["expr"])
+    # Once per scrape job here: this Prometheus scrapes the operator twice (both label layouts).
+    assert {(labels["job"], labels["policy"], labels["recipient_group"]) for labels, _ in fired} == {
+        (OPERATOR_JOB, "tiny-budget", "finops-team"),
+        (RELABELED_OPERATOR_JOB, "tiny-budget", "finops-team"),
+    }
+    routes = observed.query('finops_policy_alert_route{namespace="obs-idle"}')
+    assert routes == []  # idle-rules has no spec.alerting: its alerts fall back to platform

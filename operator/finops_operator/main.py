@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from typing import Any
 
 import kopf
@@ -18,6 +19,7 @@ from finops_operator.settings import Settings
 
 ANNOTATION_PREFIX = "finops.dev"
 FINALIZER = "finops.dev/finalizer"
+EVENT_SOURCE = "finops-operator"
 
 
 def build_registry(operator_settings: Settings) -> kopf.OperatorRegistry:
@@ -49,13 +51,17 @@ def build_registry(operator_settings: Settings) -> kopf.OperatorRegistry:
 
 def configure_kopf(kopf_settings: kopf.OperatorSettings) -> None:
     """Keep Kopf's bookkeeping in our own annotations; never in status (the schema prunes unknown
-    status fields) and never in the spec (Argo CD owns it)."""
+    status fields) and never in the spec (Argo CD owns it). Events carry our name, not Kopf's."""
     kopf_settings.persistence.finalizer = FINALIZER
     kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATION_PREFIX)
     kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
     kopf_settings.posting.level = logging.WARNING
+    # Events say who wrote them (`kubectl describe`: From finops-operator) and which instance: the
+    # pod name in a cluster (its hostname).
+    kopf_settings.posting.reporting_component = EVENT_SOURCE
+    kopf_settings.posting.reporting_instance = socket.gethostname()
     kopf_settings.watching.server_timeout = 300
     kopf_settings.watching.client_timeout = 330
     kopf_settings.networking.request_timeout = 60

@@ -7,6 +7,8 @@ consistent and series of deleted objects are removed.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -41,6 +43,14 @@ IDLE_WORKLOADS = Gauge(
     "Governed Deployments currently idle. Labels: namespace, policy.",
     ["namespace", "policy"],
 )
+ALERT_ROUTES = Gauge(
+    "finops_policy_alert_route",
+    "Always 1: who hears about one kind of event of a FinOpsPolicy (spec.alerting), for alert rules to "
+    "join recipient_group onto their alerts. Labels: namespace, policy, event (thresholdExceeded, "
+    "budgetExhausted, idleShutdown, capViolation), severity, recipient_group.",
+    ["namespace", "policy", "event", "severity", "recipient_group"],
+)
+ALERT_EVENTS = ("thresholdExceeded", "budgetExhausted", "idleShutdown", "capViolation")
 ACTIONS = Counter(
     "finops_actions_total",
     "Changes made to workloads. Labels: namespace, policy, action (Event reason).",
@@ -80,12 +90,37 @@ def record_policy(
     cost: float,
     budget_percent: float,
     idle: int,
+    alerting: Mapping[str, Any] | None = None,
 ) -> None:
+    """The policy's gauges, and its alert routes (``alerting``: spec.alerting as written)."""
     GOVERNED_WORKLOADS.labels(namespace=namespace, policy=policy).set(governed)
     GPU_HOURS_USED.labels(namespace=namespace, policy=policy).set(gpu_hours)
     COST_USED.labels(namespace=namespace, policy=policy).set(cost)
     BUDGET_RATIO.labels(namespace=namespace, policy=policy).set(budget_percent / 100)
     IDLE_WORKLOADS.labels(namespace=namespace, policy=policy).set(idle)
+    _record_alert_routes(namespace, policy, alerting or {})
+
+
+def _record_alert_routes(namespace: str, policy: str, alerting: Mapping[str, Any]) -> None:
+    """One series per configured route of spec.alerting; a changed or removed route loses its series."""
+    wanted = set()
+    for event in ALERT_EVENTS:
+        route = alerting.get(event)
+        if isinstance(route, Mapping) and route.get("recipientGroup"):
+            wanted.add((event, str(route.get("severity", "WARNING")), str(route["recipientGroup"])))
+    for labels in _alert_routes_of(namespace, policy) - wanted:
+        ALERT_ROUTES.remove(namespace, policy, *labels)
+    for event, severity, group in wanted:
+        ALERT_ROUTES.labels(namespace, policy, event, severity, group).set(1)
+
+
+def _alert_routes_of(namespace: str, policy: str) -> set[tuple[str, str, str]]:
+    return {
+        (sample.labels["event"], sample.labels["severity"], sample.labels["recipient_group"])
+        for metric in ALERT_ROUTES.collect()
+        for sample in metric.samples
+        if sample.labels["namespace"] == namespace and sample.labels["policy"] == policy
+    }
 
 
 def record_action(namespace: str, policy: str, action: str) -> None:
@@ -97,6 +132,7 @@ def forget_policy(namespace: str, policy: str) -> None:
     for gauge in (GOVERNED_WORKLOADS, GPU_HOURS_USED, COST_USED, BUDGET_RATIO, IDLE_WORKLOADS):
         with contextlib.suppress(KeyError):
             gauge.remove(namespace, policy)
+    _record_alert_routes(namespace, policy, {})
 
 
 def serve(port: int, addr: str = "0.0.0.0", registry: CollectorRegistry = REGISTRY) -> None:

@@ -18,8 +18,14 @@ class Settings(BaseSettings):
     """Namespaces to watch for namespaced kinds; empty means cluster-wide."""
     prometheus_url: AnyHttpUrl | None = None
     """Prometheus base URL for GPU utilisation and demand history; unset disables metric-driven features."""
-    gpu_utilization_query: str = 'avg by (namespace, pod) (DCGM_FI_DEV_GPU_UTIL{namespace="$namespace"})'
-    """PromQL for per-pod GPU utilisation (percent). $namespace is substituted per policy."""
+    gpu_utilization_query: str = (
+        'avg by (namespace, pod) (DCGM_FI_DEV_GPU_UTIL{namespace="$namespace", exported_namespace=""} or '
+        'label_replace(label_replace(DCGM_FI_DEV_GPU_UTIL{exported_namespace="$namespace"}, '
+        '"namespace", "$1", "exported_namespace", "(.+)"), "pod", "$1", "exported_pod", "(.+)"))'
+    )
+    """PromQL for per-pod GPU utilisation (percent), with `namespace` and `pod` labels in the result.
+    $namespace is substituted per policy. The default reads dcgm-exporter's pod labels as they are
+    and as `exported_namespace`/`exported_pod` (a ServiceMonitor with honorLabels: false)."""
     sample_interval_seconds: float = Field(default=60, ge=1, le=3600)
     """How often GPU-hours are accounted and policies re-evaluated."""
     metrics_port: int = Field(default=8080, ge=0, le=65535)

@@ -244,6 +244,7 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
             cost=plan.status.cost_used,
             budget_percent=plan.status.budget_used_percent,
             idle=plan.status.idle_workloads,
+            alerting=spec.get("alerting"),
         )
         metrics.record_reconcile(KIND, time.perf_counter() - started)
 

@@ -7,10 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.argocd_harness import APPLICATIONSET, NAMESPACE, running_applicationset_controller
 from tests.kube import Kube, eventually
+
+# The first run builds Argo CD from source (about 13 min on 2 cores), then it is cached.
+pytestmark = [pytest.mark.timeout(1800)]
 
 
 def cluster(name: str, labels: dict[str, str]) -> dict[str, Any]:

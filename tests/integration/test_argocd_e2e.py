@@ -29,6 +29,9 @@ POLICY = ("ai-workloads", "edge-ai-inference-cost-policy")
 RESYNC = 10  # --app-resync of the harness' application-controller
 ARGO_MANAGER = "argocd-controller"
 
+# The first run builds Argo CD from source (about 13 min on 2 cores), then it is cached.
+pytestmark = [pytest.mark.timeout(1800)]
+
 
 def application(repo_url: str) -> dict[str, Any]:
     """samples/ from the test's Git repository, with the sync policy and ignoreDifferences of the

@@ -21,11 +21,13 @@ import yaml
 from finops_operator.devcluster.nodes import NodeSpec, node_manifest
 from tests.argocd_lua import CUSTOMIZATIONS, health_of, kind_dir
 from tests.dcgm_exporter import DcgmExporter
+from tests.integration.test_finopspolicy_enforcement import policy
 from tests.kube import Kube, eventually
 from tests.operator_process import running_operator
 from tests.prometheus_harness import PrometheusServer
 
-pytestmark = [pytest.mark.prometheus]
+# The first run builds argo-lua from source (about 6 min cold), then it is cached.
+pytestmark = [pytest.mark.prometheus, pytest.mark.timeout(1200)]
 
 CAPTURE = os.environ.get("FINOPS_ARGO_CAPTURE") == "1"
 GROUP_LABEL = "finops.dev/fleet-test"
@@ -49,15 +51,6 @@ def deployment(namespace: str, name: str, replicas: int, **extra: Any) -> dict[s
                 },
             },
         },
-    }
-
-
-def policy(namespace: str, name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "finops.dev/v1alpha1",
-        "kind": "FinOpsPolicy",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"targetWorkloadSelector": {"matchLabels": {"tier": "inference"}}, **spec},
     }
 
 

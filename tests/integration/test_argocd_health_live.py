@@ -10,7 +10,9 @@ through a real Prometheus.
 
 from __future__ import annotations
 
+import copy
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,10 +21,10 @@ import pytest
 import yaml
 
 from finops_operator.devcluster.nodes import NodeSpec, node_manifest
-from tests.argocd_lua import CUSTOMIZATIONS, health_of, kind_dir
+from tests.argocd_lua import CUSTOMIZATIONS, KINDS, health_of, kind_dir
 from tests.dcgm_exporter import DcgmExporter
 from tests.integration.test_finopspolicy_enforcement import policy
-from tests.kube import Kube, eventually
+from tests.kube import REPO, Kube, eventually
 from tests.operator_process import running_operator
 from tests.prometheus_harness import PrometheusServer
 
@@ -117,6 +119,10 @@ class Capture:
 
     def __init__(self, kube: Kube, scratch: Path) -> None:
         self.kube, self.scratch = kube, scratch
+        self.health_tests: dict[str, list[dict[str, Any]]] = {}
+        if CAPTURE:
+            for kind in KINDS:
+                shutil.rmtree(kind_dir(kind) / "testdata", ignore_errors=True)
 
     def get(self, resource: str, name: str, namespace: str | None = None) -> dict[str, Any]:
         args = [resource, name, *(["-n", namespace] if namespace else [])]
@@ -128,6 +134,30 @@ class Capture:
         if CAPTURE:
             directory.mkdir(parents=True, exist_ok=True)
             (directory / f"{state}.yaml").write_text(yaml.safe_dump(obj, sort_keys=False))
+
+    def keep_for_action(
+        self,
+        obj: dict[str, Any],
+        directory: Path,
+        state: str,
+        acted: str,
+        change: Callable[[dict[str, Any]], None],
+    ) -> None:
+        """Keep ``obj`` as an action's input and, as its expected output, ``obj`` with ``change`` made."""
+        self.keep(obj, directory, state)
+        expected = copy.deepcopy(obj)
+        change(expected)
+        self.keep(expected, directory, acted)
+
+    def write_health_tests(self) -> None:
+        """health_test.yaml: the status each state must have (asserted live) and the operator's message."""
+        if not CAPTURE:
+            return
+        source = Path(__file__).relative_to(REPO)
+        header = f"# Objects in testdata/ are captured from the real operator ({source}).\n"
+        for kind, tests in self.health_tests.items():
+            text = yaml.safe_dump({"tests": tests}, sort_keys=False, width=200)
+            (kind_dir(kind) / "health_test.yaml").write_text(header + text)
 
     def health(self, kind: str, resource: str, name: str, namespace: str | None = None) -> dict[str, str]:
         return health_of(kind, self.get(resource, name, namespace), self.scratch)
@@ -153,7 +183,18 @@ class Capture:
 
         obj = eventually(reached, timeout=timeout, what=f"{kind} {name}: {state} ({expected})")
         self.keep(obj, kind_dir(kind) / "testdata", state)
+        self.health_tests.setdefault(kind, []).append(
+            {"healthStatus": health_of(kind, obj, self.scratch), "inputPath": f"testdata/{state}.yaml"}
+        )
         return obj
+
+
+def set_paused(paused: bool) -> Callable[[dict[str, Any]], None]:
+    return lambda obj: obj["spec"]["rollout"].__setitem__("paused", paused)
+
+
+def woken(obj: dict[str, Any]) -> None:
+    obj["metadata"]["annotations"]["finops.dev/wake"] = "argocd"
 
 
 def patch_fleet(kube: Kube, name: str, patch: str) -> None:
@@ -173,6 +214,7 @@ def test_each_kind_in_each_state_gets_the_health_docs_gitops_promises(
         namespace("argo-sov-ok", "eu"),
         namespace("argo-sov-bad", "eu-strict"),
         namespace("argo-sov-none", "nowhere"),
+        namespace("argo-sov-contested", "contested"),
         deployment("argo-ok", "chat", 1),
         deployment("argo-budget", "chat", 1),
         deployment("argo-conflict", "chat", 1),
@@ -208,6 +250,8 @@ def test_each_kind_in_each_state_gets_the_health_docs_gitops_promises(
         region("argo-eu", "eu-west-1", "eu"),
         region("argo-eu-strict", "eu-west-1", "eu-strict"),
         region("argo-nowhere", "ap-south-1", "nowhere"),
+        region("argo-rival-a", "eu-west-1", "contested"),
+        region("argo-rival-b", "eu-west-1", "contested"),
         fleet("assistant", "argo-fleet", "v1"),
         fleet("flaky", "argo-rollback", "v1"),
     ]
@@ -238,8 +282,10 @@ def test_each_kind_in_each_state_gets_the_health_docs_gitops_promises(
         )
         capture.state(sov, "argo-eu-strict", None, "violations", "Degraded")
         capture.state(sov, "argo-nowhere", None, "no_matching_nodes", "Degraded")
+        capture.state(sov, "argo-rival-a", None, "namespace_conflict", "Degraded")
         running = capture.state(fleets, "assistant", "argo-edge", "healthy", "Healthy")
-        capture.keep(running, kind_dir(fleets) / "actions" / "testdata", "running")
+        fleet_actions = kind_dir(fleets) / "actions" / "testdata"
+        capture.keep_for_action(running, fleet_actions, "running", "running_paused", set_paused(True))
         capture.state(fleets, "flaky", "argo-edge", "healthy_before_rollback", "Healthy")
 
         # A new model version rolls out in waves (long soak so the wave is seen), then is paused.
@@ -254,7 +300,7 @@ def test_each_kind_in_each_state_gets_the_health_docs_gitops_promises(
         )
         patch_fleet(kube, "assistant", '{"spec": {"rollout": {"paused": true}}}')
         paused = capture.state(fleets, "assistant", "argo-edge", "paused", "Suspended")
-        capture.keep(paused, kind_dir(fleets) / "actions" / "testdata", "paused")
+        capture.keep_for_action(paused, fleet_actions, "paused", "paused_resumed", set_paused(False))
         # A version whose server never becomes Ready fails its first wave and is rolled back.
         kube.kubectl(
             "apply", "-f", "-", stdin=yaml.safe_dump(fleet("flaky", "argo-rollback", "v2", unready=True))
@@ -285,7 +331,7 @@ def test_each_kind_in_each_state_gets_the_health_docs_gitops_promises(
             what="idle shutdown of sleepy",
         )
         wake_data = CUSTOMIZATIONS / "apps" / "Deployment" / "actions" / "testdata"
-        capture.keep(asleep, wake_data, "idle_shutdown")
+        capture.keep_for_action(asleep, wake_data, "idle_shutdown", "idle_shutdown_woken", woken)
         capture.keep(capture.get("deployment", "chat", "argo-ok"), wake_data, "running")
         assert "Traceback" not in operator.log(), operator.log()[-5000:]
 
@@ -299,12 +345,23 @@ def test_each_kind_in_each_state_gets_the_health_docs_gitops_promises(
         kube.kubectl("patch", resource, name, *(["-n", ns] if ns else []), "--type=merge", "-p", patch)
         behind = capture.state(kind, name, ns, "generation_behind", "Progressing")
         assert behind["status"]["observedGeneration"] < behind["metadata"]["generation"]
+    capture.write_health_tests()
 
-    with running_operator(kube, tmp_path, *args):  # the operator's finalizers go with it
-        kube.kubectl(
-            "delete", "sovereignregion", "argo-eu", "argo-eu-strict", "argo-nowhere", "--timeout=60s"
-        )
-        kube.kubectl("delete", "edgefleet", "--all", "-n", "argo-edge", "--timeout=60s")
-        for ns in ("argo-ok", "argo-budget", "argo-conflict", "argo-invalid", "argo-idle"):
-            kube.kubectl("delete", "fop", "--all", "-n", ns, "--timeout=60s")
+    with running_operator(kube, tmp_path, *args) as operator:  # the operator's finalizers go with it
+        regions = [r["metadata"]["name"] for r in custom if r["kind"] == "SovereignRegion"]
+        policies = ("argo-ok", "argo-budget", "argo-conflict", "argo-invalid", "argo-idle")
+        kube.kubectl("delete", "sovereignregion", *regions, "--wait=false")
+        kube.kubectl("delete", "edgefleet", "--all", "-n", "argo-edge", "--wait=false")
+        for ns in policies:
+            kube.kubectl("delete", "fop", "--all", "-n", ns, "--wait=false")
+
+        def leftovers() -> list[str]:
+            names = kube.kubectl("get", "sovereignregion", "-o", "name").split()
+            names = [n for n in names if n.split("/")[1] in regions]
+            names += kube.kubectl("get", "edgefleet", "-n", "argo-edge", "-o", "name").split()
+            for ns in policies:
+                names += kube.kubectl("get", "fop", "-n", ns, "-o", "name").split()
+            return names
+
+        eventually(lambda: not leftovers(), timeout=180, what=f"our objects gone (log: {operator.log_path})")
     kube.kubectl("delete", "node", "-l", f"{GROUP_LABEL} in (argo-fleet,argo-rollback)", "--wait=false")

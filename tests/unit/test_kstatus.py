@@ -24,11 +24,12 @@ READS = {
     "SovereignRegion/healthy": ("Current", "Current"),
     "SovereignRegion/violations": ("Current", "Failed"),
     "SovereignRegion/no_matching_nodes": ("InProgress", "Failed"),
+    "SovereignRegion/namespace_conflict": ("Current", "Failed"),
     "SovereignRegion/generation_behind": ("InProgress", "InProgress"),
     "EdgeFleet/healthy": ("Current", "Current"),
     "EdgeFleet/healthy_before_rollback": ("Current", "Current"),
     "EdgeFleet/wave_in_progress": ("Current", "InProgress"),
-    "EdgeFleet/paused": ("InProgress", "InProgress"),
+    "EdgeFleet/paused": ("Current", "InProgress"),
     "EdgeFleet/rolled_back": ("InProgress", "Failed"),
     "EdgeFleet/generation_behind": ("InProgress", "InProgress"),
 }

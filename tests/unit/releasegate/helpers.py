@@ -7,7 +7,7 @@ from typing import Any
 from finops_operator.api.modelreleasegate import ModelReleaseGateSpec
 from finops_operator.planners.releasegate import KeyMaterial, parse_spec, verification_key
 from finops_operator.planners.releasegate.gate import VerificationKey
-from tests.signing import SigningKey, digest_of
+from tests.signing import SigningKey, digest_of, model_evidence
 
 KEY = SigningKey.generate()
 OTHER_KEY = SigningKey.generate()
@@ -40,14 +40,4 @@ def key(pem: str | None = KEY.public_pem) -> VerificationKey:
 
 def evidence(**overrides: str | None) -> dict[str, str]:
     """Annotations of a signed model that passes every rule; a None override removes one."""
-    values: dict[str, str | None] = {
-        "artifact-digest": DIGEST,
-        "signature": KEY.sign(DIGEST),
-        "sbom": "oci://registry.example/models/llm-sbom:v1",
-        "sbom-digest": digest_of(b"sbom"),
-        "xai-report": "s3://reports/llm/v1/shap.html",
-        "bias.demographicParityDifference": "0.04",
-        "card.license": "apache-2.0",
-    }
-    values.update(overrides)
-    return {P + k: v for k, v in values.items() if v is not None}
+    return model_evidence(KEY, DIGEST, **overrides)

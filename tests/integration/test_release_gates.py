@@ -298,3 +298,38 @@ def test_admission_policy_rejects_missing_evidence_while_the_operator_is_stopped
             assert found["rule"] == "Signature"
     finally:
         _drop_webhooks(kube)
+
+
+def test_edge_fleet_does_not_start_a_revision_the_gate_refuses(
+    kube: Kube, operator: OperatorProcess, cleanup: tuple[list[str], list[str]]
+) -> None:
+    from tests.integration import test_edgefleet as fleets
+
+    name, ns, group = "mrg-test-fleet", "mrg-fleet", "mrg-gates"
+    cleanup[0].append(name)
+    cleanup[1].append(ns)
+    with fleets.fleet_sites(kube, ns, group, 2):
+        kube.kubectl("label", "namespace", ns, f"{BINDING_LABEL}=fleet", "--overwrite")
+        applied(kube, gate(name, "fleet", "Enforce"))
+        _ready(kube, name)
+
+        def version(model_version: str, annotations: dict[str, str]) -> dict[str, Any]:
+            manifest = fleets.fleet(ns, "assistant", group, model_version)
+            template = manifest["spec"]["template"]
+            template["metadata"]["labels"]["component"] = "model"
+            template["metadata"]["annotations"] = annotations
+            return manifest
+
+        applied(kube, version("v1", evidence()))
+        v1 = fleets.settled(kube, ns, "assistant", 2)["stableRevision"]
+        applied(kube, version("v2", evidence(**{"bias.demographicParityDifference": "0.5"})))
+
+        def refused() -> dict[str, Any]:
+            found = fleets.condition(fleets.status(kube, ns, "assistant"), "Progressing")
+            return found if found.get("reason") == "GateRefused" else {}
+
+        progressing = eventually(refused, timeout=30, what="Progressing=False GateRefused")
+        assert f"ModelReleaseGate {name}" in progressing["message"]
+        assert "[rule Threshold]" in progressing["message"]
+        assert set(fleets.revisions(kube, ns, "assistant").values()) == {v1}
+        assert "GateRefused" in fleets.reasons(kube, ns, "assistant")

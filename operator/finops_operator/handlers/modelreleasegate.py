@@ -366,3 +366,38 @@ def _admit(
         logger.info("DryRun: %s", message)
     if not answer.allowed:
         raise kopf.AdmissionError(answer.message, code=403)
+
+
+# --------------------------------------------------------------------------------------------------
+# For other kinds that create model workloads (EdgeFleet): what the gates say before they do
+
+
+@dataclass(frozen=True)
+class GateView:
+    """The gates and one namespace's labels, copied on the event loop."""
+
+    gates: Mapping[str, GateState]
+    namespace_labels: Mapping[str, str] | None
+
+
+def gate_view(kwargs: Mapping[str, Any], namespace: str) -> GateView:
+    gates: kopf.Index[str, GateFacts] | None = kwargs.get("mrg_gates")
+    if not gates:
+        return GateView({}, None)
+    labels = _first(kwargs["mrg_namespaces"], namespace)
+    return GateView(
+        gate_states(gates, kwargs["mrg_configmaps"], kwargs["mrg_secrets"]),
+        None if labels is None else dict(labels),
+    )
+
+
+def template_refusal(view: GateView, namespace: str, name: str, template: Mapping[str, Any]) -> str:
+    """The rejection an Enforce gate would give a Deployment with this pod template; empty if none."""
+    body = {
+        "kind": "Deployment",
+        "metadata": {"namespace": namespace, "name": name},
+        "spec": {"template": template},
+    }
+    review = AdmissionReview("Deployment", body, None, "CREATE", view.namespace_labels, view.gates)
+    answer = plan_admission(review)
+    return "" if answer.allowed else answer.message

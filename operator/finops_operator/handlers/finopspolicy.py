@@ -261,7 +261,14 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
         )
         write_status(KIND, status, plan.status.to_wire(), patch)
         _notify(
-            kube=kube, namespace=namespace, policy=name, spec=spec, events=plan.events, now=now, logger=logger
+            kube=kube,
+            namespace=namespace,
+            policy=name,
+            spec=spec,
+            events=plan.events,
+            now=now,
+            allow_private=settings.alert_allow_private_urls,
+            logger=logger,
         )
         metrics.record_policy(
             namespace,
@@ -485,6 +492,7 @@ def _notify(
     spec: Mapping[str, Any],
     events: tuple[PlannedEvent, ...],
     now: datetime,
+    allow_private: bool,
     logger: logging.Logger,
 ) -> None:
     """Send alert-worthy events to the policy's Alertmanager-format webhook, if it has one."""
@@ -509,6 +517,7 @@ def _notify(
                 for e in alerts
             ],
             now,
+            allow_private=allow_private,
         )
     except (ApiException, KeyError, OSError) as error:
         logger.warning("alert webhook delivery failed: %s", error)

@@ -47,6 +47,14 @@ def operator(kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> Iterator[O
     log_dir: Path = tmp_path_factory.mktemp("hostile-operator")
     try:
         with running_operator(kube, log_dir, "--sample-interval", "5") as process:
+            # EdgeFleets are acted on only once the author check is in force (docs/SECURITY.md).
+            eventually(
+                lambda: kube.kubectl(
+                    "get", "validatingadmissionpolicybinding", "finops.dev-edgefleet-author", check=False
+                ),
+                timeout=60,
+                what="the EdgeFleet author check",
+            )
             yield process
     finally:
         kube.kubectl("delete", "namespace", NAMESPACE, "--wait=false")

@@ -18,6 +18,11 @@ from finops_operator.api.edgefleet import EdgeFleetSpec, EdgeFleetStatus
 from finops_operator.api.finopspolicy import FinOpsPolicySpec, FinOpsPolicyStatus
 from finops_operator.api.sovereignregion import REGION_LABEL, SovereignRegionSpec, SovereignRegionStatus
 from finops_operator.planners.fleet import FleetObservation, plan_fleet, site_node
+from finops_operator.planners.fleet.author import (
+    author_check_binding,
+    author_check_object,
+    author_check_policy,
+)
 from finops_operator.planners.plan import invalid_spec, spec_error_message
 from finops_operator.planners.policy import DeploymentFacts, PolicyObservation, plan_policy
 from finops_operator.planners.sovereignty import (
@@ -107,8 +112,21 @@ def _plan_fleet_as_the_handler_does(raw: dict[str, Any]) -> Any:
         spec = EdgeFleetSpec.model_validate(raw)
     except ValidationError as error:
         return invalid_spec(EdgeFleetStatus(), generation=1, now=NOW, message=spec_error_message(error))
+    checked = {
+        m["kind"]: author_check_object(
+            {"metadata": {**m["metadata"], "creationTimestamp": "2026-01-01T00:00:00Z"}}
+        )
+        for m in (author_check_policy(), author_check_binding())
+    }
     observed = FleetObservation(
-        namespace="ns", name="f", uid="uid-f", generation=1, current_status=EdgeFleetStatus(), nodes=NODES
+        namespace="ns",
+        name="f",
+        uid="uid-f",
+        generation=1,
+        current_status=EdgeFleetStatus(),
+        nodes=NODES,
+        author_check=checked,
+        spec_written=NOW,
     )
     return plan_fleet(spec, observed, NOW)
 

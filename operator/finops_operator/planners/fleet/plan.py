@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from finops_operator.api.edgefleet import EdgeFleetSpec, EdgeFleetStatus
+from finops_operator.planners.fleet.author import author_unchecked, in_force_since, stale_author_check
 from finops_operator.planners.fleet.decision import plan_rollout
 from finops_operator.planners.fleet.health import health_verdict
 from finops_operator.planners.fleet.observation import FleetObservation, RolloutObservation
-from finops_operator.planners.fleet.reasons import FleetEventReason
+from finops_operator.planners.fleet.reasons import FleetEventReason, FleetReason
 from finops_operator.planners.fleet.sites import discover_sites
 from finops_operator.planners.fleet.writes import plan_writes
-from finops_operator.planners.plan import Event, Plan
+from finops_operator.planners.plan import ApplyManifest, Event, Plan, invalid_spec
 
 
 def policy_events(spec: EdgeFleetSpec, observed: FleetObservation) -> tuple[Event, ...]:
@@ -27,7 +28,19 @@ def policy_events(spec: EdgeFleetSpec, observed: FleetObservation) -> tuple[Even
 
 def plan_fleet(spec: EdgeFleetSpec, observed: FleetObservation, now: datetime) -> Plan[EdgeFleetStatus]:
     """Everything one reconcile of a fleet does. Only what the fleet owns is acted on: Deployments
-    and stored revisions are matched by owner UID."""
+    and stored revisions are matched by owner UID. Nothing is rolled out for a fleet whose author
+    was not checked (``author.py``): its existing Deployments are left as they are."""
+    author_check = tuple(ApplyManifest(m) for m in stale_author_check(observed.author_check))
+    unchecked = author_unchecked(observed.spec_written, in_force_since(observed.author_check))
+    if unchecked is not None:
+        held = invalid_spec(
+            observed.current_status,
+            generation=observed.generation,
+            now=now,
+            message=unchecked,
+            reason=FleetReason.AUTHOR_UNCHECKED,
+        )
+        return Plan(status=held.status, intents=author_check)
     status = observed.current_status
     owned = [d for d in observed.deployments if observed.uid in d.owners and d.site]
     contents = {
@@ -57,5 +70,8 @@ def plan_fleet(spec: EdgeFleetSpec, observed: FleetObservation, now: datetime) -
             *policy_events(spec, observed),
             *(Event(e.type, e.reason, e.message) for e in rollout.events),
         ),
-        intents=plan_writes(spec, observed, sites=sites, owned=owned, contents=contents, rollout=rollout),
+        intents=(
+            *author_check,
+            *plan_writes(spec, observed, sites=sites, owned=owned, contents=contents, rollout=rollout),
+        ),
     )

@@ -25,6 +25,7 @@ class FleetReason:
     ROLLBACK_UNAVAILABLE = "RollbackUnavailable"
     SITES_FAILING = "SitesFailing"
     HEALTHY = "Healthy"
+    AUTHOR_UNCHECKED = "AuthorUnchecked"
 
 
 class FleetEventReason:

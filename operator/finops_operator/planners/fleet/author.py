@@ -1,0 +1,156 @@
+"""Not a confused deputy: an EdgeFleet makes the operator create Deployments from a template its
+author wrote, so the author must be allowed to create those Deployments themselves.
+
+Only admission knows who wrote a spec (managedFields name field managers, not users), so the API
+server checks it: a ValidatingAdmissionPolicy asks the authorizer whether the requesting user may
+create Deployments in the fleet's namespace, on every create and every spec change of an EdgeFleet
+(the operator never writes a spec, so its own metadata patches are not checked). The operator
+applies that policy itself, and acts only on a fleet whose spec was last written after the policy
+was in force: a fleet written earlier (before the operator first ran) is reported, not rolled out,
+until it is re-applied and so checked. Pure: the manifests and the decision; the handler observes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from finops_operator.api.common import GROUP
+from finops_operator.planners.fleet.sites import timestamp
+
+POLICY_NAME = "finops.dev-edgefleet-author"
+HASH_ANNOTATION = "finops.dev/spec-hash"
+SETTLE = timedelta(seconds=2)
+"""A new policy reaches the API server's admission cache within about a second; a spec written in
+that window is not trusted to have been checked (the operator's start-up waits it out)."""
+_API = "admissionregistration.k8s.io/v1"
+_CHECK = (
+    "authorizer.group('apps').resource('deployments').namespace(object.metadata.namespace)"
+    ".check('create').allowed()"
+)
+
+
+def _with_hash(manifest: dict[str, Any]) -> dict[str, Any]:
+    digest = hashlib.sha256(json.dumps(manifest["spec"], sort_keys=True).encode()).hexdigest()[:16]
+    manifest["metadata"]["annotations"] = {HASH_ANNOTATION: digest}
+    return manifest
+
+
+def author_check_policy() -> dict[str, Any]:
+    """failurePolicy Fail: if the check cannot be evaluated, the fleet is refused, not trusted."""
+    return _with_hash(
+        {
+            "apiVersion": _API,
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": POLICY_NAME, "labels": {"app.kubernetes.io/managed-by": "finops-operator"}},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": [GROUP],
+                            "apiVersions": ["*"],
+                            "operations": ["CREATE", "UPDATE"],
+                            "resources": ["edgefleets"],
+                        }
+                    ]
+                },
+                "matchConditions": [
+                    {
+                        "name": "spec-written",
+                        "expression": "oldObject == null || object.spec != oldObject.spec",
+                    }
+                ],
+                "validations": [
+                    {
+                        "expression": _CHECK,
+                        "messageExpression": (
+                            "'an EdgeFleet makes the operator create Deployments from its template, so its "
+                            "author must be allowed to: ' + request.userInfo.username + "
+                            "' cannot create deployments.apps in namespace ' + object.metadata.namespace"
+                        ),
+                        "reason": "Forbidden",
+                    }
+                ],
+            },
+        }
+    )
+
+
+def author_check_binding() -> dict[str, Any]:
+    return _with_hash(
+        {
+            "apiVersion": _API,
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": POLICY_NAME, "labels": {"app.kubernetes.io/managed-by": "finops-operator"}},
+            "spec": {"policyName": POLICY_NAME, "validationActions": ["Deny"]},
+        }
+    )
+
+
+@dataclass(frozen=True)
+class AuthorCheckObject:
+    """The policy or its binding as the API server has it."""
+
+    spec_hash: str | None
+    created: datetime | None
+
+
+def author_check_object(body: Mapping[str, Any]) -> AuthorCheckObject:
+    metadata = body.get("metadata") or {}
+    return AuthorCheckObject(
+        (metadata.get("annotations") or {}).get(HASH_ANNOTATION), timestamp(metadata.get("creationTimestamp"))
+    )
+
+
+def stale_author_check(observed: Mapping[str, AuthorCheckObject]) -> tuple[dict[str, Any], ...]:
+    """The admission objects to (re)apply: missing, or not what this operator version renders."""
+    wanted = (author_check_policy(), author_check_binding())
+    return tuple(
+        m
+        for m in wanted
+        if (found := observed.get(m["kind"])) is None
+        or found.spec_hash != m["metadata"]["annotations"][HASH_ANNOTATION]
+    )
+
+
+def in_force_since(observed: Mapping[str, AuthorCheckObject]) -> datetime | None:
+    """Since when the API server checks authors: both objects exist, the later one settled; None when
+    the check is not (yet) in place as rendered."""
+    if stale_author_check(observed):
+        return None
+    created = [o.created for o in observed.values() if o.created is not None]
+    return max(created) + SETTLE if len(created) == 2 else None
+
+
+def spec_written_at(managed_fields: Sequence[Mapping[str, Any]]) -> datetime | None:
+    """When any manager last wrote a field of .spec (managedFields times are per manager and
+    operation: the latest entry that owns spec fields)."""
+    times = [
+        written
+        for entry in managed_fields
+        if "f:spec" in (entry.get("fieldsV1") or {})
+        and not entry.get("subresource")
+        and (written := timestamp(entry.get("time"))) is not None
+    ]
+    return max(times) if times else None
+
+
+def author_unchecked(spec_written: datetime | None, check_since: datetime | None) -> str | None:
+    """Why the fleet must not be acted on yet, or None when its author passed the check."""
+    if check_since is None:
+        return (
+            f"the EdgeFleet author check (ValidatingAdmissionPolicy {POLICY_NAME}) is not in force yet; "
+            "site Deployments wait for it"
+        )
+    if spec_written is None or spec_written < check_since:
+        return (
+            f"the spec was last written before the EdgeFleet author check ({POLICY_NAME}) was in force, "
+            "so nobody checked that its author may create Deployments in this namespace: re-apply the "
+            "EdgeFleet with a spec change to have it checked"
+        )
+    return None

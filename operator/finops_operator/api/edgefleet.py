@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, JsonValue
 
 from finops_operator.api.common import (
+    GROUP,
     ApiModel,
     ConditionList,
     CustomResource,
@@ -237,3 +240,79 @@ class EdgeFleet(CustomResource):
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: EdgeFleetSpec
     status: EdgeFleetStatus | None = None
+
+
+AUTHOR_CHECK_NAME = "finops.dev-edgefleet-author"
+"""The ValidatingAdmissionPolicy (and binding) that lets only users who may create Deployments in a
+namespace write an EdgeFleet there: the fleet makes the operator create Deployments for them
+(docs/SECURITY.md). Part of the API, so it ships with the CRDs (``finops crds``)."""
+AUTHOR_CHECK_HASH_ANNOTATION = "finops.dev/spec-hash"
+_API = "admissionregistration.k8s.io/v1"
+_CHECK = (
+    "authorizer.group('apps').resource('deployments').namespace(object.metadata.namespace)"
+    ".check('create').allowed()"
+)
+
+
+def _with_spec_hash(manifest: dict[str, Any]) -> dict[str, Any]:
+    digest = hashlib.sha256(json.dumps(manifest["spec"], sort_keys=True).encode()).hexdigest()[:16]
+    manifest["metadata"]["annotations"] = {AUTHOR_CHECK_HASH_ANNOTATION: digest}
+    return manifest
+
+
+def author_check_policy() -> dict[str, Any]:
+    """failurePolicy Fail: if the check cannot be evaluated, the fleet is refused, not trusted."""
+    return _with_spec_hash(
+        {
+            "apiVersion": _API,
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {
+                "name": AUTHOR_CHECK_NAME,
+                "labels": {"app.kubernetes.io/managed-by": "finops-operator"},
+            },
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": [GROUP],
+                            "apiVersions": ["*"],
+                            "operations": ["CREATE", "UPDATE"],
+                            "resources": ["edgefleets"],
+                        }
+                    ]
+                },
+                "matchConditions": [
+                    {
+                        "name": "spec-written",
+                        "expression": "oldObject == null || object.spec != oldObject.spec",
+                    }
+                ],
+                "validations": [
+                    {
+                        "expression": _CHECK,
+                        "messageExpression": (
+                            "'an EdgeFleet makes the operator create Deployments from its template, so its "
+                            "author must be allowed to: ' + request.userInfo.username + "
+                            "' cannot create deployments.apps in namespace ' + object.metadata.namespace"
+                        ),
+                        "reason": "Forbidden",
+                    }
+                ],
+            },
+        }
+    )
+
+
+def author_check_binding() -> dict[str, Any]:
+    return _with_spec_hash(
+        {
+            "apiVersion": _API,
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {
+                "name": AUTHOR_CHECK_NAME,
+                "labels": {"app.kubernetes.io/managed-by": "finops-operator"},
+            },
+            "spec": {"policyName": AUTHOR_CHECK_NAME, "validationActions": ["Deny"]},
+        }
+    )

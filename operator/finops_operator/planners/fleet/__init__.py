@@ -8,9 +8,7 @@ delete), ``names``, ``author`` (a fleet's author must be allowed to create what 
 operator create).
 """
 
-from finops_operator.planners.fleet.author import (
-    POLICY_NAME as AUTHOR_CHECK_NAME,
-)
+from finops_operator.api.edgefleet import AUTHOR_CHECK_NAME
 from finops_operator.planners.fleet.author import (
     AuthorCheckObject,
     author_check_object,

@@ -2,94 +2,34 @@
 author wrote, so the author must be allowed to create those Deployments themselves.
 
 Only admission knows who wrote a spec (managedFields name field managers, not users), so the API
-server checks it: a ValidatingAdmissionPolicy asks the authorizer whether the requesting user may
-create Deployments in the fleet's namespace, on every create and every spec change of an EdgeFleet
-(the operator never writes a spec, so its own metadata patches are not checked). The operator
-applies that policy itself, and acts only on a fleet whose spec was last written after the policy
-was in force: a fleet written earlier (before the operator first ran) is reported, not rolled out,
-until it is re-applied and so checked. Pure: the manifests and the decision; the handler observes.
+server checks it: a ValidatingAdmissionPolicy (``api.edgefleet.author_check_policy``, shipped with
+the CRDs so it is in force before any fleet can exist) asks the authorizer whether the requesting
+user may create Deployments in the fleet's namespace, on every create and every spec change of an
+EdgeFleet (the operator never writes a spec, so its own metadata patches are not checked). The
+operator re-applies the policy when it is missing or changed, and acts only on a fleet whose spec
+was last written after the policy was in force: a fleet written earlier (before the policy was
+installed, or while it was deleted) is reported, not rolled out, until it is re-applied and so
+checked. Pure: the decision; the handler observes.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from finops_operator.api.common import GROUP
+from finops_operator.api.edgefleet import (
+    AUTHOR_CHECK_HASH_ANNOTATION,
+    AUTHOR_CHECK_NAME,
+    author_check_binding,
+    author_check_policy,
+)
 from finops_operator.planners.fleet.sites import timestamp
 
-POLICY_NAME = "finops.dev-edgefleet-author"
-HASH_ANNOTATION = "finops.dev/spec-hash"
 SETTLE = timedelta(seconds=2)
 """A new policy reaches the API server's admission cache within about a second; a spec written in
 that window is not trusted to have been checked (the operator's start-up waits it out)."""
-_API = "admissionregistration.k8s.io/v1"
-_CHECK = (
-    "authorizer.group('apps').resource('deployments').namespace(object.metadata.namespace)"
-    ".check('create').allowed()"
-)
-
-
-def _with_hash(manifest: dict[str, Any]) -> dict[str, Any]:
-    digest = hashlib.sha256(json.dumps(manifest["spec"], sort_keys=True).encode()).hexdigest()[:16]
-    manifest["metadata"]["annotations"] = {HASH_ANNOTATION: digest}
-    return manifest
-
-
-def author_check_policy() -> dict[str, Any]:
-    """failurePolicy Fail: if the check cannot be evaluated, the fleet is refused, not trusted."""
-    return _with_hash(
-        {
-            "apiVersion": _API,
-            "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": POLICY_NAME, "labels": {"app.kubernetes.io/managed-by": "finops-operator"}},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {
-                    "resourceRules": [
-                        {
-                            "apiGroups": [GROUP],
-                            "apiVersions": ["*"],
-                            "operations": ["CREATE", "UPDATE"],
-                            "resources": ["edgefleets"],
-                        }
-                    ]
-                },
-                "matchConditions": [
-                    {
-                        "name": "spec-written",
-                        "expression": "oldObject == null || object.spec != oldObject.spec",
-                    }
-                ],
-                "validations": [
-                    {
-                        "expression": _CHECK,
-                        "messageExpression": (
-                            "'an EdgeFleet makes the operator create Deployments from its template, so its "
-                            "author must be allowed to: ' + request.userInfo.username + "
-                            "' cannot create deployments.apps in namespace ' + object.metadata.namespace"
-                        ),
-                        "reason": "Forbidden",
-                    }
-                ],
-            },
-        }
-    )
-
-
-def author_check_binding() -> dict[str, Any]:
-    return _with_hash(
-        {
-            "apiVersion": _API,
-            "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": {"name": POLICY_NAME, "labels": {"app.kubernetes.io/managed-by": "finops-operator"}},
-            "spec": {"policyName": POLICY_NAME, "validationActions": ["Deny"]},
-        }
-    )
 
 
 @dataclass(frozen=True)
@@ -103,7 +43,8 @@ class AuthorCheckObject:
 def author_check_object(body: Mapping[str, Any]) -> AuthorCheckObject:
     metadata = body.get("metadata") or {}
     return AuthorCheckObject(
-        (metadata.get("annotations") or {}).get(HASH_ANNOTATION), timestamp(metadata.get("creationTimestamp"))
+        (metadata.get("annotations") or {}).get(AUTHOR_CHECK_HASH_ANNOTATION),
+        timestamp(metadata.get("creationTimestamp")),
     )
 
 
@@ -114,7 +55,7 @@ def stale_author_check(observed: Mapping[str, AuthorCheckObject]) -> tuple[dict[
         m
         for m in wanted
         if (found := observed.get(m["kind"])) is None
-        or found.spec_hash != m["metadata"]["annotations"][HASH_ANNOTATION]
+        or found.spec_hash != m["metadata"]["annotations"][AUTHOR_CHECK_HASH_ANNOTATION]
     )
 
 
@@ -144,13 +85,13 @@ def author_unchecked(spec_written: datetime | None, check_since: datetime | None
     """Why the fleet must not be acted on yet, or None when its author passed the check."""
     if check_since is None:
         return (
-            f"the EdgeFleet author check (ValidatingAdmissionPolicy {POLICY_NAME}) is not in force yet; "
-            "site Deployments wait for it"
+            f"the EdgeFleet author check (ValidatingAdmissionPolicy {AUTHOR_CHECK_NAME}) is not in "
+            "force yet; site Deployments wait for it"
         )
     if spec_written is None or spec_written < check_since:
         return (
-            f"the spec was last written before the EdgeFleet author check ({POLICY_NAME}) was in force, "
-            "so nobody checked that its author may create Deployments in this namespace: re-apply the "
+            f"the spec was last written before the EdgeFleet author check ({AUTHOR_CHECK_NAME}) was in "
+            "force, so nobody checked that its author may create Deployments in this namespace: re-apply the "
             "EdgeFleet with a spec change to have it checked"
         )
     return None

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     """What the API server does when the webhook is unreachable (see docs/ADMISSION.md)."""
     standalone: bool = True
     """Run without Kopf peering (a single replica, or leader election by Deployment strategy)."""
+    alert_allow_private_urls: bool = False
+    """Let alert webhook URLs use plain http and loopback, link-local or private addresses (a receiver
+    in the cluster); off, only https to public addresses. Cloud metadata addresses are always refused."""
     log_format: Literal["plain", "full", "json"] = "full"
     """Log format: plain, full (with timestamps and object references) or json."""
     log_level: Literal["debug", "info", "warning"] = "info"

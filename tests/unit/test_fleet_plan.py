@@ -32,6 +32,11 @@ from finops_operator.planners.fleet import (
     site_deployment,
     stored_revision,
 )
+from finops_operator.planners.fleet.author import (
+    author_check_binding,
+    author_check_object,
+    author_check_policy,
+)
 from finops_operator.planners.fleet.health import health_verdict
 from finops_operator.planners.fleet.writes import APPLIED_HASH_ANNOTATION, scaled_by_policy, up_to_date
 from finops_operator.planners.plan import ApplyManifest, CreateObject, DeleteObject, ObjectRef
@@ -61,8 +66,18 @@ def node(site: str) -> SiteNode:
     return SiteNode(f"{site}-node", {"finops.dev/edge": "true", "finops.dev/site": site}, True, T0)
 
 
+def checked_since(created: datetime) -> dict[str, Any]:
+    """The author-check admission objects as the API server has them, created at ``created``."""
+    stamp = created.isoformat()
+    return {
+        m["kind"]: author_check_object({"metadata": {**m["metadata"], "creationTimestamp": stamp}})
+        for m in (author_check_policy(), author_check_binding())
+    }
+
+
 def observation(**overrides: Any) -> FleetObservation:
-    """A fleet deployed on sites a and b, stable on REVISION, as the handler observes it."""
+    """A fleet deployed on sites a and b, stable on REVISION, as the handler observes it; its spec
+    written (by an author the API server checked) after the author check was in force."""
     status = EdgeFleetStatus(stable_revision=REVISION, current_revision=REVISION)
     defaults: dict[str, Any] = {
         "namespace": NAMESPACE,
@@ -71,6 +86,8 @@ def observation(**overrides: Any) -> FleetObservation:
         "generation": 1,
         "current_status": status,
         "nodes": (node("a"), node("b")),
+        "author_check": checked_since(T0 - timedelta(days=1)),
+        "spec_written": T0 - timedelta(hours=1),
     }
     return FleetObservation(**{**defaults, **overrides})
 

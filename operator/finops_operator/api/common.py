@@ -18,6 +18,14 @@ GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 """Node label naming the GPU model (set by NVIDIA's GPU feature discovery)."""
 
+MAX_LABELS = 64
+"""Entries a label map of a spec may hold: far more than any selector needs, few enough that a
+hostile spec cannot make admission, CEL or a reconcile slow."""
+LabelValue = Annotated[str, Field(max_length=63)]
+"""A label value as Kubernetes bounds it: a longer one could never match anything."""
+LabelMap = Annotated[dict[str, LabelValue], Field(max_length=MAX_LABELS)]
+"""Label key -> value, bounded in entries and value length."""
+
 
 class ApiModel(BaseModel):
     """Base of every API object: camelCase on the wire, field docstrings become schema descriptions."""
@@ -64,14 +72,14 @@ class LabelSelectorRequirement(ApiModel):
     """The label key the requirement applies to."""
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
     """In, NotIn, Exists or DoesNotExist."""
-    values: list[str] = Field(default_factory=list, max_length=64)
+    values: list[LabelValue] = Field(default_factory=list, max_length=64)
     """Values for In and NotIn; must be empty for Exists and DoesNotExist."""
 
 
 class LabelSelector(ApiModel):
     """A Kubernetes label selector. An empty selector selects everything in scope."""
 
-    match_labels: dict[str, str] = Field(default_factory=dict)
+    match_labels: LabelMap = Field(default_factory=dict)
     """Labels that must all be present with these exact values."""
     match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list, max_length=32)
     """Set-based requirements that must all hold."""

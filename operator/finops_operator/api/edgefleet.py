@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, ConfigDict, Field, JsonValue
 
 from finops_operator.api.common import (
+    GROUP,
     ApiModel,
     ConditionList,
     CustomResource,
+    LabelMap,
     LabelSelector,
     ObjectReference,
     PrinterColumn,
@@ -23,17 +27,78 @@ SITE_LABEL = "finops.dev/site"
 
 _PRESERVE: dict[str, JsonValue] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
 
+MAX_TEMPLATE_DEPTH = 64
+"""Nesting a template (or profile resources) may have. Real pod templates stay under 15 levels; the
+API server accepts 10 000 in a preserve-unknown-fields object, deep enough to exhaust the
+recursion of every copy, hash and JSON encoding the operator makes of a template."""
+_OBJECT_PATHS = (
+    ("metadata",),
+    ("metadata", "labels"),
+    ("spec",),
+    ("spec", "nodeSelector"),
+    ("spec", "affinity"),
+    ("spec", "affinity", "nodeAffinity"),
+    ("spec", "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution"),
+)
+"""Template parts the operator writes into (labels, site pinning), so they must be objects."""
+
+
+def _depth(value: object) -> int:
+    """Nesting depth of a JSON value, without recursion (so any depth can be measured)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _bounded(value: dict[str, Any]) -> dict[str, Any]:
+    if _depth(value) > MAX_TEMPLATE_DEPTH:
+        raise ValueError(f"nested too deep (at most {MAX_TEMPLATE_DEPTH} levels)")
+    return value
+
+
+def _pod_template(value: dict[str, Any]) -> dict[str, Any]:
+    for path in _OBJECT_PATHS:
+        parent: Any = value
+        for key in path[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and path[-1] in parent and not isinstance(parent[path[-1]], dict):
+            raise ValueError(f"{'.'.join(path)} must be an object")
+    spec = value.get("spec") or {}
+    containers = spec.get("containers")
+    if containers is not None and not (
+        isinstance(containers, list) and all(isinstance(c, dict) for c in containers)
+    ):
+        raise ValueError("spec.containers must be a list of objects")
+    terms = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
+    listed = terms.get("nodeSelectorTerms")
+    if listed is not None and not (
+        isinstance(listed, list)
+        and all(isinstance(t, dict) and isinstance(t.get("matchExpressions") or [], list) for t in listed)
+    ):
+        raise ValueError("nodeSelectorTerms must be a list of objects with a matchExpressions list")
+    return value
+
+
+BoundedObject = Annotated[dict[str, Any], AfterValidator(_bounded)]
+PodTemplate = Annotated[dict[str, Any], AfterValidator(_bounded), AfterValidator(_pod_template)]
+
 
 class HardwareProfile(ApiModel):
     """Overrides for sites whose nodes carry particular labels (e.g. NPU vs GPU sites)."""
 
     name: str = Field(min_length=1, max_length=63)
     """Profile name, reported per site."""
-    node_labels: dict[str, str]
+    node_labels: LabelMap
     """Labels a site's nodes must all carry for the profile to apply."""
     image: str | None = Field(default=None, min_length=1, max_length=1024)
     """Image for the first container instead of the template's."""
-    resources: dict[str, Any] | None = Field(default=None, json_schema_extra=_PRESERVE)
+    resources: BoundedObject | None = Field(default=None, json_schema_extra=_PRESERVE)
     """Resources (requests/limits) for the first container instead of the template's."""
 
 
@@ -92,7 +157,7 @@ class EdgeFleetSpec(ApiModel):
     """Version of the model every site should run; changing it starts a rollout."""
     replicas_per_site: int = Field(default=1, ge=0, le=1000)
     """Pods per site."""
-    template: dict[str, Any] = Field(json_schema_extra=_PRESERVE)
+    template: PodTemplate = Field(json_schema_extra=_PRESERVE)
     """Pod template (metadata and spec) of the site workload."""
     hardware_profiles: list[HardwareProfile] = Field(default_factory=list, max_length=16)
     """Per-hardware overrides, first match wins."""
@@ -175,3 +240,79 @@ class EdgeFleet(CustomResource):
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: EdgeFleetSpec
     status: EdgeFleetStatus | None = None
+
+
+AUTHOR_CHECK_NAME = "finops.dev-edgefleet-author"
+"""The ValidatingAdmissionPolicy (and binding) that lets only users who may create Deployments in a
+namespace write an EdgeFleet there: the fleet makes the operator create Deployments for them
+(docs/SECURITY.md). Part of the API, so it ships with the CRDs (``finops crds``)."""
+AUTHOR_CHECK_HASH_ANNOTATION = "finops.dev/spec-hash"
+_API = "admissionregistration.k8s.io/v1"
+_CHECK = (
+    "authorizer.group('apps').resource('deployments').namespace(object.metadata.namespace)"
+    ".check('create').allowed()"
+)
+
+
+def _with_spec_hash(manifest: dict[str, Any]) -> dict[str, Any]:
+    digest = hashlib.sha256(json.dumps(manifest["spec"], sort_keys=True).encode()).hexdigest()[:16]
+    manifest["metadata"]["annotations"] = {AUTHOR_CHECK_HASH_ANNOTATION: digest}
+    return manifest
+
+
+def author_check_policy() -> dict[str, Any]:
+    """failurePolicy Fail: if the check cannot be evaluated, the fleet is refused, not trusted."""
+    return _with_spec_hash(
+        {
+            "apiVersion": _API,
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {
+                "name": AUTHOR_CHECK_NAME,
+                "labels": {"app.kubernetes.io/managed-by": "finops-operator"},
+            },
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": [GROUP],
+                            "apiVersions": ["*"],
+                            "operations": ["CREATE", "UPDATE"],
+                            "resources": ["edgefleets"],
+                        }
+                    ]
+                },
+                "matchConditions": [
+                    {
+                        "name": "spec-written",
+                        "expression": "oldObject == null || object.spec != oldObject.spec",
+                    }
+                ],
+                "validations": [
+                    {
+                        "expression": _CHECK,
+                        "messageExpression": (
+                            "'an EdgeFleet makes the operator create Deployments from its template, so its "
+                            "author must be allowed to: ' + request.userInfo.username + "
+                            "' cannot create deployments.apps in namespace ' + object.metadata.namespace"
+                        ),
+                        "reason": "Forbidden",
+                    }
+                ],
+            },
+        }
+    )
+
+
+def author_check_binding() -> dict[str, Any]:
+    return _with_spec_hash(
+        {
+            "apiVersion": _API,
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {
+                "name": AUTHOR_CHECK_NAME,
+                "labels": {"app.kubernetes.io/managed-by": "finops-operator"},
+            },
+            "spec": {"policyName": AUTHOR_CHECK_NAME, "validationActions": ["Deny"]},
+        }
+    )

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import ConfigDict, Field
 
 from finops_operator.api.common import (
+    MAX_LABELS,
     ApiModel,
     ConditionList,
     CustomResource,
@@ -70,7 +71,9 @@ class Pricing(ApiModel):
 
     gpu_hourly_rate: float = Field(alias="gpuHourlyRate", ge=0)
     """Default price of one GPU for one hour."""
-    gpu_product_rates: dict[str, float] = Field(default_factory=dict, alias="gpuProductRates")
+    gpu_product_rates: dict[str, float] = Field(
+        default_factory=dict, alias="gpuProductRates", max_length=MAX_LABELS
+    )
     """Per-product prices keyed by the node's nvidia.com/gpu.product label; others use gpuHourlyRate."""
     currency: str = Field(default="USD", min_length=3, max_length=3)
     """ISO 4217 currency code, for display."""

@@ -13,6 +13,7 @@ from finops_operator.api.common import (
     CustomResource,
     EnforcementMode,
     LabelSelector,
+    LabelValue,
     PrinterColumn,
     ResourceMeta,
     age_column,
@@ -32,9 +33,11 @@ class SovereignRegionSpec(ApiModel):
     """Nodes of the region; defaults to topology.kubernetes.io/region=<region>."""
     namespace_selector: LabelSelector
     """Namespaces bound to this region."""
-    allowed_gpu_products: list[str] = Field(default_factory=list, alias="allowedGPUProducts", max_length=64)
+    allowed_gpu_products: list[LabelValue] = Field(
+        default_factory=list, alias="allowedGPUProducts", max_length=64
+    )
     """GPU products (nvidia.com/gpu.product) allowed; empty allows any."""
-    allowed_data_classifications: list[str] = Field(default_factory=list, max_length=64)
+    allowed_data_classifications: list[LabelValue] = Field(default_factory=list, max_length=64)
     """Data classifications allowed; empty allows any."""
     data_classification_label: str = Field(default=DATA_CLASSIFICATION_LABEL, min_length=1, max_length=317)
     """Label carrying the data classification on workloads, PVCs and namespaces."""

@@ -23,25 +23,31 @@ from finops_operator import metrics
 from finops_operator.api.common import GROUP, VERSION
 from finops_operator.api.edgefleet import EdgeFleet, EdgeFleetSpec, EdgeFleetStatus
 from finops_operator.api.finopspolicy import FinOpsPolicy
-from finops_operator.handlers.apply import Applied, apply_plan, post_events
+from finops_operator.handlers.apply import Applied, apply_intents, apply_plan, post_events
 from finops_operator.handlers.execution import read_status, reconcile_in_thread
 from finops_operator.handlers.modelreleasegate import GateView, gate_view, template_refusal
 from finops_operator.handlers.status import RecentWrites
 from finops_operator.kube import KubeClient
 from finops_operator.planners.fleet import (
+    AUTHOR_CHECK_NAME,
     FLEET_LABEL,
     AppliedWrite,
+    AuthorCheckObject,
     FleetObservation,
     HealthAnswer,
     SiteDeployment,
     SiteNode,
     StoredRevision,
+    author_check_object,
     health_query,
+    in_force_since,
     label_value,
     plan_fleet,
     remembered,
     site_deployment,
     site_node,
+    spec_written_at,
+    stale_author_check,
     stored_revision,
 )
 from finops_operator.planners.plan import ApplyManifest, DeleteObject, Event, invalid_spec, spec_error_message
@@ -96,6 +102,12 @@ def _register_indexes(registry: kopf.OperatorRegistry) -> None:
     ) -> dict[tuple[str, str], StoredRevision]:
         return {(namespace or "", str(labels.get(FLEET_LABEL))): stored_revision(body)}
 
+    for plural, kind in (
+        ("validatingadmissionpolicies", "ValidatingAdmissionPolicy"),
+        ("validatingadmissionpolicybindings", "ValidatingAdmissionPolicyBinding"),
+    ):
+        _register_author_check_index(registry, plural, kind)
+
     @kopf.index(GROUP, VERSION, FinOpsPolicy.meta.plural, id="edgefleet_policy_labels", registry=registry)
     def edgefleet_policy_labels(
         *, namespace: str | None, name: str, spec: Mapping[str, Any], **_: Any
@@ -104,6 +116,21 @@ def _register_indexes(registry: kopf.OperatorRegistry) -> None:
         return {
             (namespace or "", name): {str(k): str(v) for k, v in (selector.get("matchLabels") or {}).items()}
         }
+
+
+def _register_author_check_index(registry: kopf.OperatorRegistry, plural: str, kind: str) -> None:
+    """The author-check admission objects (planners/fleet/author.py), keyed by kind."""
+
+    @kopf.index(
+        "admissionregistration.k8s.io",
+        "v1",
+        plural,
+        id=f"edgefleet_author_{plural}",
+        when=lambda name, **_: name == AUTHOR_CHECK_NAME,
+        registry=registry,
+    )
+    def index(*, body: kopf.Body, **_: Any) -> dict[str, AuthorCheckObject]:
+        return {kind: author_check_object(body)}
 
 
 @dataclass(frozen=True)
@@ -117,6 +144,7 @@ class FleetSnapshot:
     """matchLabels of the referenced FinOpsPolicy; None when there is no reference or no such policy."""
     gates: GateView
     """The ModelReleaseGates and the fleet namespace's labels: a refused revision is never started."""
+    author_check: Mapping[str, AuthorCheckObject]
 
 
 def take_snapshot(namespace: str, name: str, kwargs: Mapping[str, Any]) -> FleetSnapshot:
@@ -130,6 +158,11 @@ def take_snapshot(namespace: str, name: str, kwargs: Mapping[str, Any]) -> Fleet
         revisions=tuple(kwargs["edgefleet_revisions"].get(key, [])),
         policy_labels=dict(next(iter(policies))) if policies else None,
         gates=gate_view(kwargs, namespace),
+        author_check={
+            kind: next(iter(values))
+            for plural in ("validatingadmissionpolicies", "validatingadmissionpolicybindings")
+            for kind, values in kwargs[f"edgefleet_author_{plural}"].items()
+        },
     )
 
 
@@ -177,6 +210,22 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
     def edgefleet_memo(memo: kopf.Memo, **_: Any) -> None:
         memo.fleet_memory = FleetMemory()
 
+    @kopf.on.startup(id="edgefleet_author_check", registry=registry)
+    def edgefleet_author_check(memo: kopf.Memo, logger: Any, **_: Any) -> None:
+        """Put the author check in force before any fleet is reconciled (planners/fleet/author.py);
+        Kopf retries until it is, so no fleet is acted on without it."""
+        intents = [ApplyManifest(m) for m in stale_author_check({})]
+        results = apply_intents(memo.kube, intents, owner={}, recent=memo.recent_writes, logger=logger)
+        failed = [done.error for done in results if done.error is not None]
+        if failed:
+            raise kopf.TemporaryError(f"cannot install the EdgeFleet author check: {failed[0]}", delay=10)
+        observed = {
+            str(done.result["kind"]): author_check_object(done.result) for done in results if done.result
+        }
+        since = in_force_since(observed)
+        if since is not None:  # freshly created: wait until the API server surely enforces it
+            time.sleep(max(0.0, (since - datetime.now(UTC)).total_seconds()))
+
     def reconcile(**kwargs: Any) -> None:
         _reconcile(settings=settings, **kwargs)
 
@@ -208,6 +257,7 @@ def observe(
     uid: str,
     generation: int,
     current: EdgeFleetStatus,
+    managed_fields: Sequence[Mapping[str, Any]],
     snapshot: FleetSnapshot,
     memory: FleetMemory,
     logger: logging.Logger,
@@ -229,6 +279,8 @@ def observe(
         policy_missing_before=memory.policy_missing_before(namespace, name, missing),
         applied=memory.applied_in(namespace),
         gate_refusal=template_refusal(snapshot.gates, namespace, name, spec.template),
+        author_check=snapshot.author_check,
+        spec_written=spec_written_at(managed_fields),
     )
 
 
@@ -279,6 +331,7 @@ def _reconcile(
             uid=uid,
             generation=generation,
             current=current,
+            managed_fields=meta.get("managedFields") or [],
             snapshot=snapshot,
             memory=memory,
             logger=logger,

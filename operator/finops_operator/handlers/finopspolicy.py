@@ -234,6 +234,7 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
             spec=parsed,
             events=plan.events,
             now=now,
+            allow_private=settings.alert_allow_private_urls,
             logger=logger,
         )
         metrics.record_policy(
@@ -399,6 +400,7 @@ def _notify(
     spec: FinOpsPolicySpec | None,
     events: tuple[PlannedEvent, ...],
     now: datetime,
+    allow_private: bool,
     logger: logging.Logger,
 ) -> None:
     """Send alert-worthy events to the policy's Alertmanager-format webhook, if it has one."""
@@ -423,6 +425,7 @@ def _notify(
                 for e in alerts
             ],
             now,
+            allow_private=allow_private,
         )
     except (ApiException, KeyError, OSError) as error:
         logger.warning("alert webhook delivery failed: %s", error)

@@ -4,10 +4,11 @@ that understands Alertmanager (chat bridges, incident tools) can take them uncha
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+from finops_operator.telemetry.outbound import post_json
 
 
 @dataclass(frozen=True)
@@ -60,13 +61,17 @@ def alertmanager_payload(alerts: Sequence[Alert], now: datetime, external_url: s
     }
 
 
-def post_alerts(url: str, alerts: Sequence[Alert], now: datetime, timeout: float = 10) -> None:
-    """POST the alerts; raises OSError when the receiver cannot be reached or answers an error."""
+def post_alerts(
+    url: str, alerts: Sequence[Alert], now: datetime, timeout: float = 10, *, allow_private: bool = False
+) -> None:
+    """POST the alerts through the outbound guard (https, public addresses only unless
+    ``allow_private``, no redirects, bounded time and size); raises OSError when the URL is refused,
+    the receiver cannot be reached or it answers an error."""
     if not alerts:
         return
-    body = json.dumps(alertmanager_payload(alerts, now)).encode()
-    request = urllib.request.Request(
-        url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+    post_json(
+        url,
+        json.dumps(alertmanager_payload(alerts, now)).encode(),
+        allow_private=allow_private,
+        timeout=timeout,
     )
-    with urllib.request.urlopen(request, timeout=timeout):
-        pass

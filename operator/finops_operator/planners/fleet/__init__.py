@@ -4,9 +4,18 @@
 ``sites`` (nodes to sites, API objects to facts), ``revisions`` (what a rollout protects), ``health``
 (the rollout health query), ``decision`` and ``rollout`` (the wave state machine), ``status``
 (conditions and counters), ``manifest`` (a site's Deployment), ``writes`` (what to create, apply and
-delete), ``names``.
+delete), ``names``, ``author`` (a fleet's author must be allowed to create what the fleet makes the
+operator create).
 """
 
+from finops_operator.api.edgefleet import AUTHOR_CHECK_NAME
+from finops_operator.planners.fleet.author import (
+    AuthorCheckObject,
+    author_check_object,
+    in_force_since,
+    spec_written_at,
+    stale_author_check,
+)
 from finops_operator.planners.fleet.decision import RolloutPlan, WorkloadApply, plan_rollout
 from finops_operator.planners.fleet.health import HealthAnswer, health_query
 from finops_operator.planners.fleet.manifest import desired_deployment
@@ -45,6 +54,7 @@ from finops_operator.planners.fleet.sites import (
 from finops_operator.planners.fleet.writes import remembered
 
 __all__ = [
+    "AUTHOR_CHECK_NAME",
     "FLEET_LABEL",
     "MODEL_VERSION_ANNOTATION",
     "MODEL_VERSION_LABEL",
@@ -52,6 +62,7 @@ __all__ = [
     "REVISION_LABEL",
     "UPDATED_AT_ANNOTATION",
     "AppliedWrite",
+    "AuthorCheckObject",
     "FleetEvent",
     "FleetEventReason",
     "FleetObservation",
@@ -66,10 +77,12 @@ __all__ = [
     "SiteWorkload",
     "StoredRevision",
     "WorkloadApply",
+    "author_check_object",
     "deployment_name",
     "desired_deployment",
     "discover_sites",
     "health_query",
+    "in_force_since",
     "label_value",
     "plan_fleet",
     "plan_rollout",
@@ -81,6 +94,8 @@ __all__ = [
     "site_deployment",
     "site_node",
     "site_workload",
+    "spec_written_at",
+    "stale_author_check",
     "stored_revision",
     "wave_size",
     "wave_steps",

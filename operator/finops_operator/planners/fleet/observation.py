@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from finops_operator.api.edgefleet import EdgeFleetStatus
+from finops_operator.planners.fleet.author import AuthorCheckObject
 from finops_operator.planners.fleet.health import HealthAnswer
 from finops_operator.planners.fleet.revisions import RevisionContent, StoredRevision
 from finops_operator.planners.fleet.sites import SiteDeployment, SiteFacts, SiteNode, SiteWorkload
@@ -52,6 +53,10 @@ class FleetObservation:
     gate_refusal: str = ""
     """Why the Enforce ModelReleaseGates selecting the spec's pod template reject it (the webhook's
     message); empty when none does."""
+    author_check: Mapping[str, AuthorCheckObject] = field(default_factory=dict)
+    """The author-check ValidatingAdmissionPolicy and its binding as the API server has them, by kind."""
+    spec_written: datetime | None = None
+    """When the fleet's spec was last written (its managedFields), by the API server's clock."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from datetime import datetime
 from finops_operator.api.common import ConditionStatus
 from finops_operator.api.conditions import ConditionType, ConditionUpdate, apply_conditions
 from finops_operator.api.edgefleet import EdgeFleetSpec, EdgeFleetStatus
+from finops_operator.planners.fleet.author import author_unchecked, in_force_since, stale_author_check
 from finops_operator.planners.fleet.decision import plan_rollout
 from finops_operator.planners.fleet.health import health_verdict
 from finops_operator.planners.fleet.observation import FleetObservation, RolloutObservation
@@ -16,7 +17,7 @@ from finops_operator.planners.fleet.reasons import FleetEventReason, FleetReason
 from finops_operator.planners.fleet.revisions import revision_of
 from finops_operator.planners.fleet.sites import discover_sites
 from finops_operator.planners.fleet.writes import plan_writes
-from finops_operator.planners.plan import Event, Plan
+from finops_operator.planners.plan import ApplyManifest, Event, Plan, invalid_spec
 
 
 def policy_events(spec: EdgeFleetSpec, observed: FleetObservation) -> tuple[Event, ...]:
@@ -31,11 +32,25 @@ def policy_events(spec: EdgeFleetSpec, observed: FleetObservation) -> tuple[Even
 
 def plan_fleet(spec: EdgeFleetSpec, observed: FleetObservation, now: datetime) -> Plan[EdgeFleetStatus]:
     """Everything one reconcile of a fleet does. Only what the fleet owns is acted on: Deployments
-    and stored revisions are matched by owner UID. A revision a ModelReleaseGate refuses is never
-    started (see :func:`gate_refused`)."""
+    and stored revisions are matched by owner UID. Nothing is rolled out for a fleet whose author
+    was not checked (``author.py``): its existing Deployments are left as they are. A revision a
+    ModelReleaseGate refuses is never started (see :func:`gate_refused`)."""
+    author_check = tuple(ApplyManifest(m) for m in stale_author_check(observed.author_check))
+    unchecked = author_unchecked(observed.spec_written, in_force_since(observed.author_check))
+    if unchecked is not None:
+        held = invalid_spec(
+            observed.current_status,
+            generation=observed.generation,
+            now=now,
+            message=unchecked,
+            reason=FleetReason.AUTHOR_UNCHECKED,
+        )
+        return Plan(status=held.status, intents=author_check)
     if observed.gate_refusal and revision_of(spec) != observed.current_status.stable_revision:
-        return gate_refused(spec, observed, now)
-    return _plan(spec, observed, now)
+        plan = gate_refused(spec, observed, now)
+    else:
+        plan = _plan(spec, observed, now)
+    return replace(plan, intents=(*author_check, *plan.intents))
 
 
 def gate_refused(spec: EdgeFleetSpec, observed: FleetObservation, now: datetime) -> Plan[EdgeFleetStatus]:

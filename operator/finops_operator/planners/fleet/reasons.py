@@ -26,6 +26,7 @@ class FleetReason:
     SITES_FAILING = "SitesFailing"
     HEALTHY = "Healthy"
     GATE_REFUSED = "GateRefused"
+    AUTHOR_UNCHECKED = "AuthorUnchecked"
 
 
 class FleetEventReason:

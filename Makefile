@@ -28,22 +28,26 @@ $(BIN)/finops: pyproject.toml
 
 setup: $(BIN)/finops ## Create .venv with the operator and its dev tools
 
-# The metric tests run a real Prometheus: without it they would only be skipped, and a skip is not a
-# pass. FINOPS_SKIP_PROMETHEUS_TESTS=1 skips them on purpose (and says so, loudly).
-test-deps: ## Make sure Debian's prometheus and promtool are there (installs them as root with apt)
+# The metric tests run a real Prometheus and the Argo CD end-to-end test a real redis-server: without
+# them those tests would fail, and a skip is not a pass. FINOPS_SKIP_PROMETHEUS_TESTS=1 skips the
+# metric tests on purpose (and says so, loudly).
+TEST_PACKAGES := prometheus:prometheus promtool:prometheus redis-server:redis-server
+test-deps: ## Make sure Debian's prometheus, promtool and redis-server are there (installs them as root with apt)
 	@if [ -n "$$FINOPS_SKIP_PROMETHEUS_TESTS" ]; then \
 		echo "!!! FINOPS_SKIP_PROMETHEUS_TESTS is set: the metric tests will be SKIPPED, not passed !!!" >&2; \
-	elif ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			echo "installing Debian's prometheus (the metric tests start their own server on 127.0.0.1)"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
-		fi; \
-		if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then \
-			echo "The metric tests need Debian's prometheus and promtool. Install them with:" >&2; \
-			echo "    sudo apt-get install prometheus" >&2; \
-			echo "(or set FINOPS_SKIP_PROMETHEUS_TESTS=1 to skip those tests knowingly)" >&2; \
-			exit 1; \
-		fi; \
+	fi; \
+	missing() { for pair in $(TEST_PACKAGES); do \
+		command -v "$${pair%%:*}" >/dev/null || echo "$${pair##*:}"; done | sort -u | paste -sd' '; }; \
+	packages=$$(missing); \
+	if [ -n "$$packages" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's $$packages (the tests start their own servers on 127.0.0.1)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$packages >/dev/null; \
+		packages=$$(missing); \
+	fi; \
+	if [ -n "$$packages" ]; then \
+		echo "The tests need Debian's $$packages. Install them with:" >&2; \
+		echo "    sudo apt-get install $$packages" >&2; \
+		exit 1; \
 	fi
 
 test: setup test-deps ## Run every test: unit, then integration on a real control plane (built on first use)

@@ -14,10 +14,10 @@ from typing import Any
 
 import yaml
 
-from finops_operator.api import EdgeFleet, FinOpsPolicy, SovereignRegion
+from finops_operator.api import EdgeFleet, FinOpsPolicy, ModelReleaseGate, SovereignRegion
 from finops_operator.api.common import CATEGORY, GROUP, VERSION, CustomResource
 
-KINDS: tuple[type[CustomResource], ...] = (FinOpsPolicy, SovereignRegion, EdgeFleet)
+KINDS: tuple[type[CustomResource], ...] = (FinOpsPolicy, SovereignRegion, EdgeFleet, ModelReleaseGate)
 
 _DROPPED_KEYS = {"title", "$defs"}
 Schema = dict[str, Any]

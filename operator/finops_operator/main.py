@@ -11,7 +11,7 @@ from typing import Any
 import kopf
 
 from finops_operator import metrics, webhooks
-from finops_operator.handlers import edgefleet, finopspolicy, sovereignregion
+from finops_operator.handlers import edgefleet, finopspolicy, modelreleasegate, sovereignregion
 from finops_operator.handlers.prediction import ForecasterCache
 from finops_operator.handlers.status import RecentWrites
 from finops_operator.kube import KubeClient
@@ -42,10 +42,12 @@ def build_registry(operator_settings: Settings) -> kopf.OperatorRegistry:
     finopspolicy.register(registry, operator_settings)
     sovereignregion.register(registry, operator_settings)
     edgefleet.register(registry, operator_settings)
+    modelreleasegate.register(registry, operator_settings)
     if operator_settings.webhook_enabled:
         finopspolicy.register_admission(registry)
         sovereignregion.register_admission(registry, operator_settings)
         edgefleet.register_admission(registry, operator_settings)
+        modelreleasegate.register_admission(registry)
     return registry
 
 

@@ -162,6 +162,26 @@ def forget_sovereignty(region: str) -> None:
             SOVEREIGNTY_VIOLATIONS.remove(region, rule)
 
 
+MODEL_GATE_FINDINGS = Gauge(
+    "finops_model_gate_findings",
+    "Findings of a ModelReleaseGate's last audit. Labels: gate, rule.",
+    ["gate", "rule"],
+)
+MODEL_GATE_RULES = ("RequiredEvidence", "Threshold", "AllowedValue", "Signature")
+
+
+def record_model_gate(gate: str, findings_by_rule: dict[str, int]) -> None:
+    """Every rule gets a series (0 when clean), so alerts can tell "no findings" from "no data"."""
+    for rule in sorted({*MODEL_GATE_RULES, *findings_by_rule}):
+        MODEL_GATE_FINDINGS.labels(gate=gate, rule=rule).set(findings_by_rule.get(rule, 0))
+
+
+def forget_model_gate(gate: str) -> None:
+    for rule in MODEL_GATE_RULES:
+        with contextlib.suppress(KeyError):
+            MODEL_GATE_FINDINGS.remove(gate, rule)
+
+
 RECONCILE_ERRORS = Counter(
     "finops_reconcile_errors_total",
     "Reconciles that failed (an exception; Kopf retries) and writes the API server refused for a "

@@ -18,13 +18,13 @@ def expected_message(path: Path) -> str:
 
 
 def test_crds_are_established_and_in_the_finops_category(kube: Kube) -> None:
-    for plural in ("finopspolicies", "sovereignregions", "edgefleets"):
+    for plural in ("finopspolicies", "sovereignregions", "edgefleets", "modelreleasegates"):
         crd = kube.get_json("crd", f"{plural}.finops.dev")
         established = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
         assert established["Established"] == "True"
         assert "finops" in crd["spec"]["names"]["categories"]
     resources = kube.kubectl("api-resources", "--api-group=finops.dev")
-    for short in ("fop", "sovr", "ef"):
+    for short in ("fop", "sovr", "ef", "mrg"):
         assert f" {short} " in resources
 
 
@@ -75,6 +75,7 @@ def test_every_sample_applies(kube: Kube) -> None:
     assert "finopspolicy.finops.dev/edge-ai-inference-cost-policy" in out
     assert "sovereignregion.finops.dev/eu-west-1" in out
     assert "edgefleet.finops.dev/store-assistant" in out
+    assert "modelreleasegate.finops.dev/production-models" in out
     policy = kube.get_json("fop", "-n", "ai-workloads", "edge-ai-inference-cost-policy")
     assert policy["spec"]["costLimits"]["dailyGPUHours"] == 18
     assert policy["spec"]["budgetWindow"]["timeZone"] == "Europe/Paris"

@@ -50,3 +50,15 @@ def test_throwaway_gomod_requires_the_target_with_its_go_version_and_replacement
 def test_no_replacements_no_block() -> None:
     tool = GoTool("h", "helm.sh/helm/v3", "v3.22.0", "helm.sh/helm/v3/cmd/helm", throwaway=True)
     assert "replace" not in throwaway_gomod(tool, "module helm.sh/helm/v3\n\ngo 1.26.0\n")
+
+
+def test_a_tool_with_sources_is_cached_per_content_of_its_sources() -> None:
+    def tool(source: str) -> GoTool:
+        return GoTool(
+            "t", "example.com/m", "v1.0.0", "./cmd/t", throwaway=True, sources={"cmd/t/main.go": source}
+        )
+
+    assert tool("a").path == tool("a").path
+    assert tool("a").path != tool("b").path
+    plain = GoTool("helm", "helm.sh/helm/v3", "v3.22.0", "helm.sh/helm/v3/cmd/helm")
+    assert plain.path.parent.name == "helm-v3.22.0"

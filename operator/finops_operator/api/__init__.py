@@ -12,6 +12,11 @@ from finops_operator.api.common import (
 )
 from finops_operator.api.edgefleet import EdgeFleet, EdgeFleetSpec, EdgeFleetStatus
 from finops_operator.api.finopspolicy import FinOpsPolicy, FinOpsPolicySpec, FinOpsPolicyStatus
+from finops_operator.api.modelreleasegate import (
+    ModelReleaseGate,
+    ModelReleaseGateSpec,
+    ModelReleaseGateStatus,
+)
 from finops_operator.api.sovereignregion import SovereignRegion, SovereignRegionSpec, SovereignRegionStatus
 
 __all__ = [
@@ -28,6 +33,9 @@ __all__ = [
     "FinOpsPolicyStatus",
     "LabelSelector",
     "LabelSelectorRequirement",
+    "ModelReleaseGate",
+    "ModelReleaseGateSpec",
+    "ModelReleaseGateStatus",
     "SovereignRegion",
     "SovereignRegionSpec",
     "SovereignRegionStatus",

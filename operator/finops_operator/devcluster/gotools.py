@@ -11,6 +11,7 @@ Two ways to build, both without any download outside the module proxy:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -54,8 +55,13 @@ class GoTool:
 
     @property
     def path(self) -> Path:
-        """Where the binary is cached: one directory per name and version."""
-        return cache_root() / f"{self.name}-{self.version}" / self.name
+        """Where the binary is cached: one directory per name and version, and per content of
+        ``sources`` (an edited test program is rebuilt, not served stale from the cache)."""
+        key = f"{self.name}-{self.version}"
+        if self.sources:
+            digest = hashlib.sha256(json.dumps(dict(self.sources), sort_keys=True).encode()).hexdigest()
+            key += f"-{digest[:12]}"
+        return cache_root() / key / self.name
 
 
 def replace_lines(gomod: str) -> list[str]:

@@ -26,6 +26,7 @@ from finops_operator.api.edgefleet import EdgeFleet, EdgeFleetSpec, EdgeFleetSta
 from finops_operator.api.finopspolicy import FinOpsPolicy
 from finops_operator.handlers.apply import Applied, apply_plan, post_events
 from finops_operator.handlers.execution import read_status, reconcile_in_thread
+from finops_operator.handlers.modelreleasegate import GateView, gate_view, template_refusal
 from finops_operator.handlers.status import RecentWrites
 from finops_operator.kube import KubeClient
 from finops_operator.planners.fleet import (
@@ -115,6 +116,8 @@ class FleetSnapshot:
     revisions: tuple[StoredRevision, ...]
     policy_labels: Mapping[str, str] | None
     """matchLabels of the referenced FinOpsPolicy; None when there is no reference or no such policy."""
+    gates: GateView
+    """The ModelReleaseGates and the fleet namespace's labels: a refused revision is never started."""
 
 
 def take_snapshot(namespace: str, name: str, kwargs: Mapping[str, Any]) -> FleetSnapshot:
@@ -127,6 +130,7 @@ def take_snapshot(namespace: str, name: str, kwargs: Mapping[str, Any]) -> Fleet
         deployments=tuple(kwargs["edgefleet_deployments"].get(key, [])),
         revisions=tuple(kwargs["edgefleet_revisions"].get(key, [])),
         policy_labels=dict(next(iter(policies))) if policies else None,
+        gates=gate_view(kwargs, namespace),
     )
 
 
@@ -229,6 +233,7 @@ def observe(
         health=_ask(settings, query, logger) if query is not None else None,
         policy_missing_before=memory.policy_missing_before(namespace, name, missing),
         applied=memory.applied_in(namespace),
+        gate_refusal=template_refusal(snapshot.gates, namespace, name, spec.template),
     )
 
 

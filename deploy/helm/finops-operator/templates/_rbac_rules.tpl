@@ -43,6 +43,12 @@
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
   verbs: ["get", "list", "watch"]
+# Model-signing public keys a ModelReleaseGate names: the operator watches only ConfigMaps labelled
+# finops.dev/model-signing-key (a server-side label selector; RBAC cannot be scoped by label).
+# Public keys are not secret: Secrets are never listed or watched.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["list", "watch"]
 # Secrets: get only (no list/watch), to read the alert webhook URL a FinOpsPolicy references.
 # This has to be cluster-wide because that Secret lives in the policy's own namespace, which can
 # be any namespace. To narrow it, replace this rule by per-namespace Roles in an overlay.
@@ -66,13 +72,13 @@
 
 {{/* Cluster-scoped resources: always in the ClusterRole. */}}
 {{- define "finops-operator.clusterRules" -}}
-# SovereignRegions (cluster-scoped): watched, finalized and annotated by Kopf like the kinds above,
-# with violations reported in .status.
+# SovereignRegions and ModelReleaseGates (cluster-scoped): watched, finalized and annotated by Kopf
+# like the kinds above, with violations reported in .status.
 - apiGroups: ["finops.dev"]
-  resources: ["sovereignregions"]
+  resources: ["sovereignregions", "modelreleasegates"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["finops.dev"]
-  resources: ["sovereignregions/status"]
+  resources: ["sovereignregions/status", "modelreleasegates/status"]
   verbs: ["get", "patch"]
 # Nodes (region/zone labels, GPU capacity), namespaces (policy scoping) and PVs (data location for
 # the sovereignty audit): read only.

@@ -49,6 +49,9 @@ class FleetObservation:
     """The answer to :func:`~finops_operator.planners.fleet.health.health_query`; None when not asked."""
     applied: Mapping[str, AppliedWrite] = field(default_factory=dict)
     """This process's last write per Deployment name."""
+    gate_refusal: str = ""
+    """Why the Enforce ModelReleaseGates selecting the spec's pod template reject it (the webhook's
+    message); empty when none does."""
 
 
 @dataclass(frozen=True)

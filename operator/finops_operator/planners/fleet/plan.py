@@ -3,13 +3,17 @@ rollout, the writes it needs, the status and the events. Pure."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
+from finops_operator.api.common import ConditionStatus
+from finops_operator.api.conditions import ConditionType, ConditionUpdate, apply_conditions
 from finops_operator.api.edgefleet import EdgeFleetSpec, EdgeFleetStatus
 from finops_operator.planners.fleet.decision import plan_rollout
 from finops_operator.planners.fleet.health import health_verdict
 from finops_operator.planners.fleet.observation import FleetObservation, RolloutObservation
-from finops_operator.planners.fleet.reasons import FleetEventReason
+from finops_operator.planners.fleet.reasons import FleetEventReason, FleetReason
+from finops_operator.planners.fleet.revisions import revision_of
 from finops_operator.planners.fleet.sites import discover_sites
 from finops_operator.planners.fleet.writes import plan_writes
 from finops_operator.planners.plan import Event, Plan
@@ -27,7 +31,46 @@ def policy_events(spec: EdgeFleetSpec, observed: FleetObservation) -> tuple[Even
 
 def plan_fleet(spec: EdgeFleetSpec, observed: FleetObservation, now: datetime) -> Plan[EdgeFleetStatus]:
     """Everything one reconcile of a fleet does. Only what the fleet owns is acted on: Deployments
-    and stored revisions are matched by owner UID."""
+    and stored revisions are matched by owner UID. A revision a ModelReleaseGate refuses is never
+    started (see :func:`gate_refused`)."""
+    if observed.gate_refusal and revision_of(spec) != observed.current_status.stable_revision:
+        return gate_refused(spec, observed, now)
+    return _plan(spec, observed, now)
+
+
+def gate_refused(spec: EdgeFleetSpec, observed: FleetObservation, now: datetime) -> Plan[EdgeFleetStatus]:
+    """The spec's revision fails a release gate: the fleet stays on its stable revision (planned as
+    if that revision had been rolled back, without recording it as failed, so fixing the gate or the
+    evidence resumes the rollout), or deploys nothing when it has none; Progressing=False and
+    Degraded=True with the gate's message, and a Warning Event when that message is new."""
+    message = f"revision {revision_of(spec)} refused by a release gate: {observed.gate_refusal}"
+    current = observed.current_status
+    if current.stable_revision is None:
+        plan: Plan[EdgeFleetStatus] = Plan(
+            status=current.model_copy(update={"observed_generation": observed.generation})
+        )
+    else:
+        held = replace(
+            observed, current_status=current.model_copy(update={"failed_revision": revision_of(spec)})
+        )
+        plan = _plan(spec, held, now)
+    conditions = [
+        ConditionUpdate(ConditionType.PROGRESSING, ConditionStatus.FALSE, FleetReason.GATE_REFUSED, message),
+        ConditionUpdate(ConditionType.DEGRADED, ConditionStatus.TRUE, FleetReason.GATE_REFUSED, message),
+    ]
+    status = plan.status.model_copy(
+        update={
+            "failed_revision": current.failed_revision,
+            "conditions": apply_conditions(plan.status.conditions, conditions, observed.generation, now),
+        }
+    )
+    before = next((c for c in current.conditions if c.type == ConditionType.PROGRESSING), None)
+    said = before is not None and before.reason == FleetReason.GATE_REFUSED and before.message == message
+    events = plan.events if said else (*plan.events, Event("Warning", FleetEventReason.GATE_REFUSED, message))
+    return replace(plan, status=status, events=events)
+
+
+def _plan(spec: EdgeFleetSpec, observed: FleetObservation, now: datetime) -> Plan[EdgeFleetStatus]:
     status = observed.current_status
     owned = [d for d in observed.deployments if observed.uid in d.owners and d.site]
     contents = {

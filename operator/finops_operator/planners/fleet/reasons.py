@@ -25,6 +25,7 @@ class FleetReason:
     ROLLBACK_UNAVAILABLE = "RollbackUnavailable"
     SITES_FAILING = "SitesFailing"
     HEALTHY = "Healthy"
+    GATE_REFUSED = "GateRefused"
 
 
 class FleetEventReason:
@@ -38,6 +39,7 @@ class FleetEventReason:
     SITES_ADDED = "SitesAdded"
     SITES_REMOVED = "SitesRemoved"
     POLICY_NOT_FOUND = "PolicyNotFound"
+    GATE_REFUSED = "GateRefused"
 
 
 class FleetEvent(NamedTuple):

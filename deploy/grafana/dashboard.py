@@ -11,8 +11,8 @@ Every query uses only series that exist: the operator's own finops_* series
 (operator/finops_operator/metrics.py), `up`, and dcgm-exporter's DCGM_FI_DEV_GPU_UTIL. Label names
 that depend on how Prometheus scrapes (``namespace`` or ``exported_namespace``: docs/OBSERVABILITY.md)
 are dashboard variables, so one dashboard serves both layouts. There is deliberately no panel for
-forecast vs actual, EdgeFleet waves and rollbacks, reconcile errors or cost by team: no series carries
-them (yet), and a panel that can never show data is worse than none.
+cost by team: no series carries the team (policies stand for teams), and a panel that can never show
+data is worse than none.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 
 # Selectors shared by the panels; $namespace_label is `namespace` or `exported_namespace`.
 POLICY = 'job=~"$job", $namespace_label=~"$namespace", policy=~"$policy"'
+FLEET = 'job=~"$job", $namespace_label=~"$namespace"'
 SECONDS_TO_UTC_MIDNIGHT = "86400 - time() % 86400"
 
 
@@ -189,6 +190,81 @@ ROWS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
         ),
     ),
     (
+        "Predictive scaling",
+        (
+            PanelSpec(
+                "Forecast demand peak and its error",
+                "What peak demand does each predictive policy expect within its horizon (at the quantile "
+                "replicas are sized on), and how far off was its forecaster in backtest (MAE, in the same "
+                "units)? The observed demand is the policy's own spec.predictiveScaling.demandQuery.",
+                (
+                    Query(
+                        f"finops_prediction_demand_peak{{{POLICY}}}", "{{$namespace_label}}/{{policy}} peak"
+                    ),
+                    Query(
+                        f"finops_prediction_backtest_mae{{{POLICY}}}",
+                        "{{$namespace_label}}/{{policy}} backtest MAE",
+                    ),
+                ),
+            ),
+            PanelSpec(
+                "Predicted replica floor",
+                "What minimum replicas does the forecast set on each policy's HPA?",
+                (
+                    Query(
+                        f"finops_prediction_recommended_replicas{{{POLICY}}}",
+                        "{{$namespace_label}}/{{policy}}",
+                    ),
+                ),
+            ),
+        ),
+    ),
+    (
+        "EdgeFleet rollouts",
+        (
+            PanelSpec(
+                "Rollout wave",
+                "Which wave is each fleet's rollout in (0: idle)?",
+                (
+                    Query(
+                        f"max by ($namespace_label, fleet) (finops_edgefleet_current_wave{{{FLEET}}})",
+                        "{{$namespace_label}}/{{fleet}}",
+                    ),
+                ),
+                width=8,
+            ),
+            PanelSpec(
+                "Sites by state",
+                "How many sites are updated, ready, offline or failing the current wave, of how many?",
+                (
+                    Query(
+                        f"sum by ($namespace_label, fleet, state) (finops_edgefleet_sites{{{FLEET}}})",
+                        "{{$namespace_label}}/{{fleet}} {{state}}",
+                    ),
+                ),
+                width=16,
+            ),
+            PanelSpec(
+                "Rollbacks and Degraded fleets",
+                "Which fleets rolled back in the selected time range, and which are Degraded now "
+                "(the FinOpsEdgeFleetRolledBack and FinOpsEdgeFleetDegraded alerts)?",
+                (
+                    Query(
+                        "sum by ($namespace_label, fleet) "
+                        f"(increase(finops_edgefleet_rollbacks_total{{{FLEET}}}[$__range]))",
+                        "{{$namespace_label}}/{{fleet}} rollbacks",
+                    ),
+                    Query(
+                        f"max by ($namespace_label, fleet) (finops_edgefleet_degraded{{{FLEET}}})",
+                        "{{$namespace_label}}/{{fleet}} degraded",
+                    ),
+                ),
+                kind="stat",
+                width=24,
+            ),
+        ),
+    ),
+    (
         "Operator health",
         (
             PanelSpec(
@@ -223,6 +299,22 @@ ROWS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
                 ),
                 unit="ops",
                 width=9,
+            ),
+            PanelSpec(
+                "Reconcile errors",
+                "Are reconciles failing (exceptions, writes the API server refused), per kind and reason? "
+                "0 for every kind that reconciles without errors (the FinOpsReconcileErrors alert).",
+                (
+                    Query(
+                        "sum by (kind, reason) "
+                        '(rate(finops_reconcile_errors_total{job=~"$job"}[$__rate_interval])) or '
+                        "label_replace(sum by (kind) "
+                        '(rate(finops_reconcile_duration_seconds_count{job=~"$job"}[$__rate_interval])) * 0, '
+                        '"reason", "none", "", "")',
+                        "{{kind}} {{reason}}",
+                    ),
+                ),
+                unit="ops",
             ),
             PanelSpec(
                 "Kubernetes API requests",

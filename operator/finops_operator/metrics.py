@@ -133,6 +133,7 @@ def forget_policy(namespace: str, policy: str) -> None:
         with contextlib.suppress(KeyError):
             gauge.remove(namespace, policy)
     _record_alert_routes(namespace, policy, {})
+    record_prediction(namespace, policy, peak=None, replicas=None, mae=None)
 
 
 def serve(port: int, addr: str = "0.0.0.0", registry: CollectorRegistry = REGISTRY) -> None:
@@ -179,3 +180,111 @@ def forget_model_gate(gate: str) -> None:
     for rule in MODEL_GATE_RULES:
         with contextlib.suppress(KeyError):
             MODEL_GATE_FINDINGS.remove(gate, rule)
+
+
+RECONCILE_ERRORS = Counter(
+    "finops_reconcile_errors_total",
+    "Reconciles that failed (an exception; Kopf retries) and writes the API server refused for a "
+    'reason other than "nothing to do now". Labels: kind, namespace ("" for cluster-scoped '
+    "objects), reason (WriteRefused, or the exception's class). No object name: the log and the "
+    "object's Events name it, and namespaces bound the cardinality.",
+    ["kind", "namespace", "reason"],
+)
+
+
+def record_reconcile_error(kind: str, namespace: str, reason: str) -> None:
+    RECONCILE_ERRORS.labels(kind=kind, namespace=namespace, reason=reason).inc()
+
+
+FLEET_WAVE = Gauge(
+    "finops_edgefleet_current_wave",
+    "Wave (1-based) of the EdgeFleet rollout in progress; 0 when idle. Labels: namespace, fleet.",
+    ["namespace", "fleet"],
+)
+FLEET_SITES = Gauge(
+    "finops_edgefleet_sites",
+    "Sites of an EdgeFleet by state (status.sites*): total, updated (on currentRevision), ready, "
+    "offline, failed (failed the current wave). Labels: namespace, fleet, state.",
+    ["namespace", "fleet", "state"],
+)
+FLEET_SITE_STATES = ("total", "updated", "ready", "offline", "failed")
+FLEET_DEGRADED = Gauge(
+    "finops_edgefleet_degraded",
+    "1 while the EdgeFleet's Degraded condition is True (failing sites tolerated, or rolled back), "
+    "else 0. Labels: namespace, fleet.",
+    ["namespace", "fleet"],
+)
+FLEET_ROLLBACKS = Counter(
+    "finops_edgefleet_rollbacks_total",
+    "Automatic rollbacks of an EdgeFleet to its stable revision. Labels: namespace, fleet.",
+    ["namespace", "fleet"],
+)
+
+
+def record_fleet(
+    namespace: str,
+    fleet: str,
+    *,
+    wave: int,
+    sites: Mapping[str, int],
+    degraded: bool,
+    rolled_back: bool,
+) -> None:
+    """A fleet's gauges from the status just planned (``sites``: a count per FLEET_SITE_STATES);
+    ``rolled_back``: this reconcile rolled the fleet back. The counter starts at 0, so
+    ``increase()`` sees the first rollback."""
+    FLEET_WAVE.labels(namespace=namespace, fleet=fleet).set(wave)
+    for state in FLEET_SITE_STATES:
+        FLEET_SITES.labels(namespace=namespace, fleet=fleet, state=state).set(sites.get(state, 0))
+    FLEET_DEGRADED.labels(namespace=namespace, fleet=fleet).set(1 if degraded else 0)
+    rollbacks = FLEET_ROLLBACKS.labels(namespace=namespace, fleet=fleet)
+    if rolled_back:
+        rollbacks.inc()
+
+
+def forget_fleet(namespace: str, fleet: str) -> None:
+    for gauge in (FLEET_WAVE, FLEET_DEGRADED, FLEET_ROLLBACKS):
+        with contextlib.suppress(KeyError):
+            gauge.remove(namespace, fleet)
+    for state in FLEET_SITE_STATES:
+        with contextlib.suppress(KeyError):
+            FLEET_SITES.remove(namespace, fleet, state)
+
+
+DEMAND_FORECAST_PEAK = Gauge(
+    "finops_prediction_demand_peak",
+    "Highest forecast demand within the horizon, at the quantile replicas are sized on "
+    "(status.prediction.nextPeak), in the demand query's units. Labels: namespace, policy.",
+    ["namespace", "policy"],
+)
+PREDICTED_REPLICAS = Gauge(
+    "finops_prediction_recommended_replicas",
+    "Minimum replicas the forecast asks for over the lead time (status.prediction."
+    "recommendedReplicas), the HPA floor predictive scaling sets. Labels: namespace, policy.",
+    ["namespace", "policy"],
+)
+DEMAND_FORECAST_MAE = Gauge(
+    "finops_prediction_backtest_mae",
+    "Backtest mean absolute error of the forecaster in use (status.prediction.mae), in demand "
+    "units: the width to expect around the forecast. Labels: namespace, policy.",
+    ["namespace", "policy"],
+)
+PREDICTION_GAUGES = (DEMAND_FORECAST_PEAK, PREDICTED_REPLICAS, DEMAND_FORECAST_MAE)
+
+
+def record_prediction(
+    namespace: str,
+    policy: str,
+    *,
+    peak: float | None,
+    replicas: int | None,
+    mae: float | None,
+) -> None:
+    """The policy's latest forecast; a value that is None (no forecast now) loses its series, so a
+    stale forecast is never shown as current."""
+    for gauge, value in zip(PREDICTION_GAUGES, (peak, replicas, mae), strict=True):
+        if value is None:
+            with contextlib.suppress(KeyError):
+                gauge.remove(namespace, policy)
+        else:
+            gauge.labels(namespace=namespace, policy=policy).set(value)

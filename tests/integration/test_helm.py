@@ -114,11 +114,18 @@ def helm_env(cluster: Kube, tmp_path: Path) -> Iterator[dict[str, str]]:
     helm("uninstall", "finops-operator", "-n", NAMESPACE, "--ignore-not-found", env=env)
 
 
+# Every CRD the chart ships (one file per kind), so a new kind cannot be forgotten here.
+CHART_CRDS = tuple(
+    yaml.safe_load(path.read_text())["metadata"]["name"]
+    for path in sorted((CHART / "files" / "crds").glob("*.yaml"))
+)
+
+
 def adopt_crds(kube: Kube) -> None:
     """The session installed the CRDs with `kubectl apply -k crds/` (as the kustomize path does);
     Helm only takes over objects that say they belong to the release, exactly what a user moving from
     kustomize to Helm does (README, upgrade notes)."""
-    for crd in ("finopspolicies.finops.dev", "sovereignregions.finops.dev", "edgefleets.finops.dev"):
+    for crd in CHART_CRDS:
         kube.kubectl("label", "--overwrite", "crd", crd, "app.kubernetes.io/managed-by=Helm")
         kube.kubectl(
             "annotate",
@@ -202,7 +209,7 @@ def test_install_upgrade_uninstall(cluster: Kube, helm_env: dict[str, str]) -> N
         "name",
     )
     assert not cluster.kubectl("get", "clusterrole", "finops-operator", "--ignore-not-found", "-o", "name")
-    for crd in ("finopspolicies.finops.dev", "sovereignregions.finops.dev", "edgefleets.finops.dev"):
+    for crd in CHART_CRDS:
         assert (
             cluster.kubectl("get", "crd", crd, "-o", "name").strip()
             == f"customresourcedefinition.apiextensions.k8s.io/{crd}"

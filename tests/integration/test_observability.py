@@ -4,8 +4,10 @@ layouts (pod labels kept, and `exported_*` as behind a ServiceMonitor with honor
 
 Only the GPU is simulated: DCGM_FI_DEV_GPU_UTIL comes from tests/dcgm_exporter.py. The operator
 books GPU-hours of kwok-run pods, exhausts a budget and scales a Deployment to zero, finds an idle
-workload through Prometheus, and audits a SovereignRegion with a violator, so each finops_* series
-the dashboard reads has real values."""
+workload through Prometheus, audits a SovereignRegion with a violator, rolls an EdgeFleet out on two
+kwok edge sites and back when its second model never gets Ready, and forecasts three days of demand
+history backfilled into Prometheus for a predictive policy, so each finops_* series the dashboard
+reads has real values."""
 
 from __future__ import annotations
 
@@ -21,14 +23,17 @@ from typing import Any
 import pytest
 import yaml
 
+from finops_operator.devcluster.nodes import node_manifest
 from tests.dcgm_exporter import DcgmExporter
+from tests.integration.test_edgefleet import GROUP_LABEL, fleet, site_nodes
 from tests.integration.test_finopspolicy_enforcement import deployment, policy, replicas
+from tests.integration.test_predictive_scaling import daily_history, predictive_policy
 from tests.kube import REPO, Kube, eventually
 from tests.operator_process import free_port, running_operator
 from tests.prometheus_harness import PrometheusBinaries, PrometheusServer
 from tests.required_tools import prometheus_binaries
 
-pytestmark = [pytest.mark.prometheus, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.prometheus, pytest.mark.timeout(420)]
 
 DASHBOARD = REPO / "deploy" / "grafana" / "finops-operator.json"
 OPERATOR_JOB = "finops-operator"
@@ -53,6 +58,8 @@ LAYOUTS = {
 # What Grafana substitutes for its built-in interval variables, for a dashboard scraped every second.
 BUILTINS = {"$__rate_interval": "30s", "$__range": "5m"}
 EU, A100, H100 = "eu-west-1", "NVIDIA-A100-SXM4-80GB", "NVIDIA-H100-80GB-HBM3"
+EDGE, FLEET, SITES = "obs-edge", "obs-fleet", "obs-dashboard"
+FLEET_ROLLOUT = {"wavePercents": [50, 100], "soakSeconds": 1, "waveTimeoutSeconds": 30}
 
 
 @dataclass
@@ -119,7 +126,13 @@ def observed(
 ) -> Iterator[PrometheusServer]:
     """Workloads, policies and a SovereignRegion for the operator to act on, the operator running
     against Prometheus, and Prometheus scraping it until every series the dashboard reads exists."""
-    for namespace, labels in (("obs-budget", {}), ("obs-idle", {"obs-test": "dashboard"})):
+    namespaces = (
+        ("obs-budget", {}),
+        ("obs-idle", {"obs-test": "dashboard"}),
+        (EDGE, {}),
+        ("obs-predict", {}),
+    )
+    for namespace, labels in namespaces:
         kube.kubectl(
             "apply",
             "-f",
@@ -149,6 +162,12 @@ def observed(
             pricing=pricing,
             optimizationRules={"idleShutdownThresholdMinutes": 60, "idleGPUUtilizationPercent": 5},
         ),
+        # A policy governing nothing, so the fleet's namespace is one of the dashboard's namespaces.
+        policy(EDGE, "edge-sites"),
+        *(node_manifest(node) for node in site_nodes(SITES, 2)),
+        fleet(EDGE, FLEET, SITES, "v1", **FLEET_ROLLOUT),
+        deployment("obs-predict", "chat", 1, gpus=1),
+        predictive_policy("obs-predict", "obs"),
         {
             "apiVersion": "finops.dev/v1alpha1",
             "kind": "SovereignRegion",
@@ -182,6 +201,7 @@ def observed(
             targets=[exporter.target],
             operator_target=f"127.0.0.1:{metrics_port}",
             dcgm_target=exporter.target,
+            history=[daily_history("obs", peak_offset=10 * 60, days=3)],
         ).start()
         try:
             with running_operator(
@@ -197,6 +217,12 @@ def observed(
                 eventually(
                     lambda: replicas(kube, "obs-budget", "chat") == 0, timeout=90, what="budget action"
                 )
+                eventually(
+                    lambda: fleet_status(kube).get("stableRevision"), timeout=120, what="fleet rolled out"
+                )
+                # The second model's pods never get Ready (kwok's simulated unready stage): rolled back.
+                bad = fleet(EDGE, FLEET, SITES, "v2", unready=True, **FLEET_ROLLOUT)
+                kube.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(bad))
                 for expr in (
                     'finops_actions_total{namespace="obs-budget"}',
                     'finops_idle_workloads{namespace="obs-idle"} > 0',
@@ -204,6 +230,8 @@ def observed(
                     'finops_budget_ratio{namespace="obs-budget"} >= 1',
                     f'finops_governed_workloads{{job="{RELABELED_OPERATOR_JOB}"}}',
                     'finops_policy_alert_route{namespace="obs-budget", recipient_group="finops-team"}',
+                    f'finops_edgefleet_rollbacks_total{{namespace="{EDGE}"}} >= 1',
+                    'finops_prediction_recommended_replicas{namespace="obs-predict"}',
                 ):
                     eventually(lambda expr=expr: prometheus.query(expr), timeout=90, what=expr)
                 time.sleep(5)  # a few more scrapes, so rates and projections have points to work on
@@ -212,7 +240,12 @@ def observed(
             prometheus.stop()
             print(f"--- {prometheus.log_path} ---\n{prometheus.log()[-2000:]}")
             kube.kubectl("delete", "sovr", "obs-eu", "--wait=false", check=False)
-            kube.kubectl("delete", "namespace", "obs-budget", "obs-idle", "--wait=false", check=False)
+            kube.kubectl("delete", "namespace", *(n for n, _ in namespaces), "--wait=false", check=False)
+            kube.kubectl("delete", "node", "-l", f"{GROUP_LABEL}={SITES}", "--wait=false", check=False)
+
+
+def fleet_status(kube: Kube) -> dict[str, Any]:
+    return dict(kube.get_json("edgefleet", "-n", EDGE, FLEET).get("status") or {})
 
 
 def variable_values(prometheus: PrometheusServer, layout: dict[str, str]) -> dict[str, str]:
@@ -285,7 +318,18 @@ def test_panels_show_what_the_operator_did(observed: PrometheusServer) -> None:
     assert {labels["kind"] for labels, _ in results("Reconciles per second")} >= {
         "FinOpsPolicy",
         "SovereignRegion",
+        "EdgeFleet",
     }
+    sites = {labels["state"]: value for labels, value in results("Sites by state")}
+    assert sites["total"] == 2
+    rollbacks = observed.query(
+        substitute(by_title["Rollbacks and Degraded fleets"]["targets"][0]["expr"], values)
+    )
+    assert [value for _, value in rollbacks] and all(value > 0 for _, value in rollbacks)
+    floor = {labels["policy"]: value for labels, value in results("Predicted replica floor")}
+    assert floor["forecast"] >= 1
+    # Every kind that reconciles has a series: its errors, or 0 (the query's fallback), never no data.
+    assert {labels["kind"] for labels, _ in results("Reconcile errors")} >= {"FinOpsPolicy", "EdgeFleet"}
 
 
 def test_dashboard_file_is_what_the_generator_writes(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import kopf
 
+from finops_operator import metrics
 from finops_operator.handlers.status import RecentWrites, write_status
 from finops_operator.kube import ApiException, KubeClient
 from finops_operator.planners.plan import (
@@ -118,6 +119,11 @@ def apply_intents(
             result = _call(kube, intent)
         except ApiException as error:
             level = logging.INFO if error.status in TOLERATED.get(type(intent), ()) else logging.WARNING
+            if level == logging.WARNING:
+                meta = owner.get("metadata") or {}
+                metrics.record_reconcile_error(
+                    str(owner.get("kind", "")), meta.get("namespace") or "", "WriteRefused"
+                )
             logger.log(
                 level, "%s of %s refused: %s", type(intent).__name__, intent.target.text(), error.reason
             )

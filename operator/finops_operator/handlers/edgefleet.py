@@ -20,7 +20,8 @@ import kopf
 from pydantic import ValidationError
 
 from finops_operator import metrics
-from finops_operator.api.common import GROUP, VERSION
+from finops_operator.api.common import GROUP, VERSION, ConditionStatus
+from finops_operator.api.conditions import ConditionType, find
 from finops_operator.api.edgefleet import EdgeFleet, EdgeFleetSpec, EdgeFleetStatus
 from finops_operator.api.finopspolicy import FinOpsPolicy
 from finops_operator.handlers.apply import Applied, apply_intents, apply_plan, post_events
@@ -247,6 +248,10 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
     async def reconcile_on_change(**kwargs: Any) -> None:
         await _in_thread(reconcile, kwargs)
 
+    @kopf.on.delete(GROUP, VERSION, PLURAL, id="edgefleet_forget", optional=True, registry=registry)
+    def forget(namespace: str | None, name: str, **_: Any) -> None:
+        metrics.forget_fleet(namespace or "", name)  # optional: no finalizer, the site GC is by owner
+
 
 def observe(
     *,
@@ -342,7 +347,26 @@ def _reconcile(
         kube, plan, kind=KIND, body=body, status=status, patch=patch, recent=memo.recent_writes, logger=logger
     )
     _after_apply(namespace, results, memory, kube=kube, body=body, recent=memo.recent_writes, logger=logger)
+    _record(
+        namespace,
+        name,
+        plan.status,
+        rolled_back=plan.status.failed_revision not in (None, current.failed_revision),
+    )
     metrics.record_reconcile(KIND, time.perf_counter() - started)
+
+
+def _record(namespace: str, name: str, status: EdgeFleetStatus, *, rolled_back: bool) -> None:
+    """The fleet's series, from the status this reconcile planned."""
+    degraded = find(status.conditions, ConditionType.DEGRADED)
+    metrics.record_fleet(
+        namespace,
+        name,
+        wave=status.current_wave,
+        sites={state: getattr(status, f"sites_{state}") for state in metrics.FLEET_SITE_STATES},
+        degraded=degraded is not None and degraded.status == ConditionStatus.TRUE,
+        rolled_back=rolled_back,
+    )
 
 
 def _after_apply(

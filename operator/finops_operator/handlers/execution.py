@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from finops_operator import metrics
+
 StatusT = TypeVar("StatusT", bound=BaseModel)
 
 
@@ -22,7 +24,11 @@ async def reconcile_in_thread(
     locks: dict[tuple[str, str, str], asyncio.Lock] = kwargs["memo"].locks
     async with locks.setdefault((kind, namespace, name), asyncio.Lock()):
         taken = snapshot()
-        await asyncio.to_thread(fn, **{**kwargs, "namespace": namespace, "snapshot": taken})
+        try:
+            await asyncio.to_thread(fn, **{**kwargs, "namespace": namespace, "snapshot": taken})
+        except Exception as error:  # counted, then Kopf logs it and retries
+            metrics.record_reconcile_error(kind, namespace, type(error).__name__)
+            raise
 
 
 def read_status(model: type[StatusT], raw: Mapping[str, Any]) -> StatusT:

@@ -247,6 +247,14 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
             idle=plan.status.idle_workloads,
             alerting=spec.get("alerting"),
         )
+        forecast = plan.status.prediction
+        metrics.record_prediction(
+            namespace,
+            name,
+            peak=forecast.next_peak if forecast else None,
+            replicas=forecast.recommended_replicas if forecast else None,
+            mae=forecast.mae if forecast else None,
+        )
         metrics.record_reconcile(KIND, time.perf_counter() - started)
 
     @kopf.timer(

@@ -114,24 +114,28 @@ def helm_env(cluster: Kube, tmp_path: Path) -> Iterator[dict[str, str]]:
     helm("uninstall", "finops-operator", "-n", NAMESPACE, "--ignore-not-found", env=env)
 
 
-# Every CRD the chart ships (one file per kind), so a new kind cannot be forgotten here.
-CHART_CRDS = tuple(
-    yaml.safe_load(path.read_text())["metadata"]["name"]
+# Every object the chart ships beside the CRDs (one file per kind; the EdgeFleet author check is a
+# ValidatingAdmissionPolicy and its binding), so a new kind cannot be forgotten here.
+CHART_OBJECTS = tuple(
+    (document["kind"], document["metadata"]["name"])
     for path in sorted((CHART / "files" / "crds").glob("*.yaml"))
+    for document in yaml.safe_load_all(path.read_text())
+    if document
 )
+CHART_CRDS = tuple(name for kind, name in CHART_OBJECTS if kind == "CustomResourceDefinition")
 
 
 def adopt_crds(kube: Kube) -> None:
-    """The session installed the CRDs with `kubectl apply -k crds/` (as the kustomize path does);
-    Helm only takes over objects that say they belong to the release, exactly what a user moving from
-    kustomize to Helm does (README, upgrade notes)."""
-    for crd in CHART_CRDS:
-        kube.kubectl("label", "--overwrite", "crd", crd, "app.kubernetes.io/managed-by=Helm")
+    """The session installed the CRDs and the author check with `kubectl apply -k crds/` (as the
+    kustomize path does); Helm only takes over objects that say they belong to the release, exactly
+    what a user moving from kustomize to Helm does (README, upgrade notes)."""
+    for kind, name in CHART_OBJECTS:
+        kube.kubectl("label", "--overwrite", kind, name, "app.kubernetes.io/managed-by=Helm")
         kube.kubectl(
             "annotate",
             "--overwrite",
-            "crd",
-            crd,
+            kind,
+            name,
             "meta.helm.sh/release-name=finops-operator",
             f"meta.helm.sh/release-namespace={NAMESPACE}",
         )

@@ -10,7 +10,7 @@ from typing import Any
 import kopf
 
 from finops_operator import metrics, webhooks
-from finops_operator.handlers import edgefleet, finopspolicy, sovereignregion
+from finops_operator.handlers import admission, edgefleet, finopspolicy, sovereignregion
 from finops_operator.handlers.prediction import ForecasterCache
 from finops_operator.handlers.status import RecentWrites
 from finops_operator.kube import KubeClient
@@ -20,17 +20,21 @@ ANNOTATION_PREFIX = "finops.dev"
 FINALIZER = "finops.dev/finalizer"
 
 
-def build_registry(operator_settings: Settings) -> kopf.OperatorRegistry:
-    """A registry holding every handler of the operator, configured from ``operator_settings``."""
+def build_registry(operator_settings: Settings, scratch: contextlib.ExitStack) -> kopf.OperatorRegistry:
+    """A registry holding every handler of the operator, configured from ``operator_settings``;
+    the webhook's temporary certificate files (if any) live as long as ``scratch``."""
     registry = kopf.OperatorRegistry()
+    if operator_settings.webhook_enabled:
+        server, client_config = webhooks.build_server(operator_settings, scratch)
 
     @kopf.on.startup(id="configure_kopf", registry=registry)
     def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure_kopf(settings)
         memo.kube = KubeClient.from_environment()
         if operator_settings.webhook_enabled:
-            settings.admission.server = webhooks.build_server(operator_settings, memo.scratch)
-            settings.admission.managed = webhooks.MANAGED_CONFIGURATION
+            # Kopf serves the webhooks; the configurations are ours (handlers.admission): Kopf's
+            # managed ones would call the operator for every namespace and wait 30 s on it.
+            settings.admission.server = server
 
     @kopf.on.login(id="login", registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -44,6 +48,7 @@ def build_registry(operator_settings: Settings) -> kopf.OperatorRegistry:
         finopspolicy.register_admission(registry)
         sovereignregion.register_admission(registry, operator_settings)
         edgefleet.register_admission(registry, operator_settings)
+        admission.register(registry, operator_settings, webhooks.endpoints(registry), client_config)
     return registry
 
 
@@ -77,7 +82,7 @@ async def run_operator(
         metrics.serve(settings.metrics_port)
     with contextlib.ExitStack() as scratch:  # temporary files (webhook certificates) go on any exit
         await kopf.operator(
-            registry=build_registry(settings),
+            registry=build_registry(settings, scratch),
             standalone=settings.standalone,
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
@@ -89,7 +94,6 @@ async def run_operator(
                 locks={},
                 recent_writes=RecentWrites(ttl=max(30.0, 3 * settings.sample_interval_seconds)),
                 forecasters=ForecasterCache(),
-                scratch=scratch,
             ),
             stop_flag=stop_flag,
             ready_flag=ready_flag,

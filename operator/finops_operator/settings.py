@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     the host/port URL, which only works for a local API server."""
     webhook_failure_policy: Literal["Fail", "Ignore"] = "Fail"
     """What the API server does when the webhook is unreachable (see docs/ADMISSION.md)."""
+    webhook_timeout_seconds: int = Field(default=3, ge=1, le=10)
+    """How long the API server waits for an answer before the failure policy applies: a hung
+    operator delays a create in a namespace it serves by at most this long (Gatekeeper uses 3)."""
+    operator_namespace: str | None = None
+    """The namespace the operator runs in (in a cluster, from the downward API): never called for
+    admission there, so the operator's own pods never wait on it. Defaults to webhook_service's."""
     standalone: bool = True
     """Run without Kopf peering (a single replica, or leader election by Deployment strategy)."""
     log_format: Literal["plain", "full", "json"] = "full"
@@ -52,6 +58,13 @@ class Settings(BaseSettings):
         if self.webhook_enabled and self.webhook_service and "." not in self.webhook_service:
             raise ValueError("webhook_service must be 'name.namespace'")
         return self
+
+    @property
+    def own_namespace(self) -> str | None:
+        """The operator's namespace: set explicitly, else the webhook Service's."""
+        if self.operator_namespace:
+            return self.operator_namespace
+        return self.webhook_service.split(".", 1)[1] if self.webhook_service else None
 
 
 class SettingsError(ValueError):

@@ -14,15 +14,21 @@ from finops_operator.handlers import admission, edgefleet, finopspolicy, soverei
 from finops_operator.handlers.prediction import ForecasterCache
 from finops_operator.handlers.status import RecentWrites
 from finops_operator.kube import KubeClient
+from finops_operator.leadership import Leadership, hold
 from finops_operator.settings import Settings
 
 ANNOTATION_PREFIX = "finops.dev"
 FINALIZER = "finops.dev/finalizer"
 
 
-def build_registry(operator_settings: Settings, scratch: contextlib.ExitStack) -> kopf.OperatorRegistry:
+def build_registry(
+    operator_settings: Settings, scratch: contextlib.ExitStack, *, standby: bool = False
+) -> kopf.OperatorRegistry:
     """A registry holding every handler of the operator, configured from ``operator_settings``;
-    the webhook's temporary certificate files (if any) live as long as ``scratch``."""
+    the webhook's temporary certificate files (if any) live as long as ``scratch``.
+
+    ``standby``: only the indexes and the admission handlers that read them, for a replica that
+    does not hold the Lease: it answers admission from current indexes and never writes."""
     registry = kopf.OperatorRegistry()
     if operator_settings.webhook_enabled:
         server, client_config = webhooks.build_server(operator_settings, scratch)
@@ -41,14 +47,19 @@ def build_registry(operator_settings: Settings, scratch: contextlib.ExitStack) -
         """In-cluster service account first, then KUBECONFIG (a custom registry has no default)."""
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
-    finopspolicy.register(registry, operator_settings)
-    sovereignregion.register(registry, operator_settings)
-    edgefleet.register(registry, operator_settings)
+    if standby:
+        finopspolicy._register_indexes(registry)
+        sovereignregion._register_indexes(registry)
+    else:
+        finopspolicy.register(registry, operator_settings)
+        sovereignregion.register(registry, operator_settings)
+        edgefleet.register(registry, operator_settings)
     if operator_settings.webhook_enabled:
         finopspolicy.register_admission(registry)
         sovereignregion.register_admission(registry, operator_settings)
         edgefleet.register_admission(registry, operator_settings)
-        admission.register(registry, operator_settings, webhooks.endpoints(registry), client_config)
+        if not standby:  # the leader owns the configurations, as every other write
+            admission.register(registry, operator_settings, webhooks.endpoints(registry), client_config)
     return registry
 
 
@@ -72,7 +83,9 @@ async def run_operator(
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
 ) -> None:
-    """Run until ``stop_flag`` is set or the process receives SIGINT/SIGTERM."""
+    """Run until ``stop_flag`` is set or the process receives SIGINT/SIGTERM. With leader election,
+    serve as a standby until the Lease is ours, then as the leader until it is lost (then exit 1, so
+    Kubernetes restarts the pod as a standby)."""
     kopf.configure(
         verbose=settings.log_level == "debug",
         quiet=settings.log_level == "warning",
@@ -81,20 +94,77 @@ async def run_operator(
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
     with contextlib.ExitStack() as scratch:  # temporary files (webhook certificates) go on any exit
-        await kopf.operator(
-            registry=build_registry(settings, scratch),
-            standalone=settings.standalone,
-            clusterwide=not settings.namespaces,
-            namespaces=settings.namespaces,
-            liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz"
-            if settings.health_port
-            else None,
-            memo=kopf.Memo(
-                settings=settings,
-                locks={},
-                recent_writes=RecentWrites(ttl=max(30.0, 3 * settings.sample_interval_seconds)),
-                forecasters=ForecasterCache(),
-            ),
-            stop_flag=stop_flag,
-            ready_flag=ready_flag,
+        if not settings.leader_election:
+            await _run_kopf(settings, build_registry(settings, scratch), stop_flag, ready_flag)
+            return
+        await _run_elected(settings, scratch, stop_flag, ready_flag)
+
+
+async def _run_elected(
+    settings: Settings,
+    scratch: contextlib.ExitStack,
+    stop_flag: asyncio.Event | None,
+    ready_flag: asyncio.Event | None,
+) -> None:
+    leadership = Leadership(KubeClient.from_environment(), settings)
+    acquired, lost = asyncio.Event(), asyncio.Event()
+    holder = asyncio.create_task(hold(leadership, acquired, lost))
+    try:
+        standby_stop = asyncio.Event()
+        standby = asyncio.create_task(
+            _run_kopf(settings, build_registry(settings, scratch, standby=True), standby_stop, ready_flag)
         )
+        waits = [standby, asyncio.create_task(acquired.wait())]
+        if stop_flag is not None:
+            waits.append(asyncio.create_task(stop_flag.wait()))
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        standby_stop.set()
+        await standby
+        if not acquired.is_set() or (stop_flag is not None and stop_flag.is_set()):
+            return  # stopped (SIGTERM) while standing by
+        logging.getLogger(__name__).info("leading: starting the reconcilers")
+        leader_stop = asyncio.Event()
+        relay = asyncio.create_task(_first_of(leader_stop, lost, stop_flag))
+        await _run_kopf(settings, build_registry(settings, scratch), leader_stop, None)
+        relay.cancel()
+        if lost.is_set():
+            raise SystemExit(1)
+    finally:
+        holder.cancel()
+        if acquired.is_set() and not lost.is_set():
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(leadership.release)
+
+
+async def _first_of(target: asyncio.Event, *sources: asyncio.Event | None) -> None:
+    """Set ``target`` as soon as any of ``sources`` is set."""
+    waits = [asyncio.create_task(s.wait()) for s in sources if s is not None]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        target.set()
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
+async def _run_kopf(
+    settings: Settings,
+    registry: kopf.OperatorRegistry,
+    stop_flag: asyncio.Event | None,
+    ready_flag: asyncio.Event | None,
+) -> None:
+    await kopf.operator(
+        registry=registry,
+        standalone=settings.standalone,
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
+        memo=kopf.Memo(
+            settings=settings,
+            locks={},
+            recent_writes=RecentWrites(ttl=max(30.0, 3 * settings.sample_interval_seconds)),
+            forecasters=ForecasterCache(),
+        ),
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )

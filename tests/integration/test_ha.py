@@ -7,8 +7,11 @@ The takeover time is printed (``-s`` shows it), never asserted: it is bounded by
 from __future__ import annotations
 
 import base64
+import json
 import re
+import ssl
 import time
+import urllib.request
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -58,7 +61,42 @@ def gpus_per_second(first: dict[str, Any], second: dict[str, Any]) -> float:
     return float(second["gpuHoursUsed"] - first["gpuHoursUsed"]) / seconds_between(first, second)
 
 
-def replica(kube: Kube, tmp_path: Path, name: str, certs: Path) -> Any:
+def caps_review(port: int, certs: Path, gpus: int) -> dict[str, Any]:
+    """POST an AdmissionReview for a Deployment to one replica's caps webhook, trusting only the CA
+    the API server's caBundle holds, as the API server would."""
+    container = {"name": "m", "image": "x", "resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}
+    labels = {"app": "ai-inference-service", "env": "production-edge"}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "probe", "namespace": "ai-workloads", "labels": labels},
+        "spec": {"template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}}},
+    }
+    review = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "probe",
+            "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+            "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+            "namespace": "ai-workloads",
+            "name": "probe",
+            "operation": "CREATE",
+            "object": deployment,
+            "userInfo": {"username": "probe"},
+        },
+    }
+    context = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+    request = urllib.request.Request(
+        f"https://127.0.0.1:{port}/finopspolicy-caps",
+        data=json.dumps(review).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, context=context, timeout=10) as answer:
+        return dict(json.load(answer)["response"])
+
+
+def replica(kube: Kube, tmp_path: Path, name: str, certs: Path, port: int) -> Any:
     log_dir = tmp_path / name
     log_dir.mkdir()
     env = {
@@ -68,7 +106,7 @@ def replica(kube: Kube, tmp_path: Path, name: str, certs: Path) -> Any:
         "FINOPS_LEASE_DURATION_SECONDS": str(LEASE_SECONDS),
         "FINOPS_WEBHOOK_CERT_DIR": str(certs),
     }
-    args = ("--sample-interval", "2", "--webhook", "--webhook-port", str(free_port()))
+    args = ("--sample-interval", "2", "--webhook", "--webhook-port", str(port))
     return running_operator(kube, log_dir, *args, env=env)
 
 
@@ -76,9 +114,10 @@ def test_one_leader_acts_both_serve_admission_and_kill_9_hands_over(kube: Kube, 
     kube.kubectl("apply", "-f", str(REPO / "samples"))
     certs = tmp_path / "certs"
     try:
-        with replica(kube, tmp_path, "replica-a", certs) as first:
+        ports = {"replica-a": free_port(), "replica-b": free_port()}
+        with replica(kube, tmp_path, "replica-a", certs, ports["replica-a"]) as first:
             eventually(lambda: lease_holder(kube) == "replica-a", timeout=60, what="replica-a leads")
-            with replica(kube, tmp_path, "replica-b", certs) as second:
+            with replica(kube, tmp_path, "replica-b", certs, ports["replica-b"]) as second:
                 eventually(lambda: ledger(kube).get("ledgerTime"), timeout=60, what="the ledger running")
                 eventually(lambda: reconciles(first) > 0, timeout=30, what="the leader reconciling")
                 time.sleep(4)
@@ -88,6 +127,13 @@ def test_one_leader_acts_both_serve_admission_and_kill_9_hands_over(kube: Kube, 
                 config = kube.get_json("validatingwebhookconfiguration", "finops.dev")
                 bundle = base64.b64decode(config["webhooks"][0]["clientConfig"]["caBundle"])
                 assert bundle == (certs / "ca.crt").read_bytes()
+                # Both replicas answer with that certificate, and judge from current indexes.
+                for port in ports.values():
+                    too_many = caps_review(port, certs, gpus=8)
+                    assert too_many["allowed"] is False
+                    assert "8 GPUs per pod exceeds maxGPUsPerPod 4" in too_many["status"]["message"]
+                    within = caps_review(port, certs, gpus=1)
+                    assert "GPUs per pod" not in str((within.get("status") or {}).get("message"))
 
                 eventually(lambda: tracked(kube), timeout=60, what="the 3 GPU pods in the ledger")
                 earlier = ledger(kube)

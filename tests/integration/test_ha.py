@@ -168,6 +168,15 @@ def test_one_leader_acts_both_serve_admission_and_kill_9_hands_over(kube: Kube, 
                 eventually(lambda: reconciles(second) > 0, timeout=30, what="the new leader reconciling")
                 time.sleep(4)  # two more samples by the new leader
                 assert versions(kube) == workloads, "the new leader repeated a write to a workload"
+                # The new leader owns the configurations now: the API server is sent to it.
+                served = f"https://127.0.0.1:{ports['replica-b']}/"
+
+                def routed() -> bool:
+                    config = kube.get_json("validatingwebhookconfiguration", "finops.dev")
+                    return all(w["clientConfig"]["url"].startswith(served) for w in config["webhooks"])
+
+                eventually(routed, timeout=30, what="the configurations routed to the new leader")
+                assert caps_review(ports["replica-b"], certs, gpus=8)["allowed"] is False
                 assert "stepping down" not in second.log()
     finally:
         for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):

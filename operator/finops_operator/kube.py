@@ -36,7 +36,16 @@ RESOURCES: Mapping[tuple[str, str], tuple[str, bool]] = {
     ("batch/v1", "Job"): ("jobs", True),
     ("batch/v1", "CronJob"): ("cronjobs", True),
     ("autoscaling/v2", "HorizontalPodAutoscaler"): ("horizontalpodautoscalers", True),
+    ("coordination.k8s.io/v1", "Lease"): ("leases", True),
     ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy"): ("validatingadmissionpolicies", False),
+    ("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"): (
+        "mutatingwebhookconfigurations",
+        False,
+    ),
+    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration"): (
+        "validatingwebhookconfigurations",
+        False,
+    ),
     ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding"): (
         "validatingadmissionpolicybindings",
         False,
@@ -152,6 +161,26 @@ class KubeClient:
         return self._request(
             "create", plural, "POST", path, body=dict(manifest), query=(("fieldManager", FIELD_MANAGER),)
         )
+
+    def replace(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """PUT: with ``metadata.resourceVersion`` set, refused (409) if the object changed since."""
+        metadata = manifest["metadata"]
+        path, plural = resource_path(
+            manifest["apiVersion"], manifest["kind"], metadata.get("namespace") or "", metadata["name"]
+        )
+        return self._request(
+            "update", plural, "PUT", path, body=dict(manifest), query=(("fieldManager", FIELD_MANAGER),)
+        )
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One object, or None when it does not exist."""
+        path, plural = resource_path(api_version, kind, namespace, name)
+        try:
+            return self._request("get", plural, "GET", path)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
         path, plural = resource_path(api_version, kind, namespace, name)

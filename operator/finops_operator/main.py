@@ -11,10 +11,11 @@ from typing import Any
 import kopf
 
 from finops_operator import metrics, webhooks
-from finops_operator.handlers import edgefleet, finopspolicy, modelreleasegate, sovereignregion
+from finops_operator.handlers import admission, edgefleet, finopspolicy, modelreleasegate, sovereignregion
 from finops_operator.handlers.prediction import ForecasterCache
 from finops_operator.handlers.status import RecentWrites
 from finops_operator.kube import KubeClient
+from finops_operator.leadership import Leadership, hold
 from finops_operator.settings import Settings
 
 ANNOTATION_PREFIX = "finops.dev"
@@ -22,32 +23,48 @@ FINALIZER = "finops.dev/finalizer"
 EVENT_SOURCE = "finops-operator"
 
 
-def build_registry(operator_settings: Settings) -> kopf.OperatorRegistry:
-    """A registry holding every handler of the operator, configured from ``operator_settings``."""
+def build_registry(
+    operator_settings: Settings, scratch: contextlib.ExitStack, *, standby: bool = False
+) -> kopf.OperatorRegistry:
+    """A registry holding every handler of the operator, configured from ``operator_settings``;
+    the webhook's temporary certificate files (if any) live as long as ``scratch``.
+
+    ``standby``: only the indexes and the admission handlers that read them, for a replica that
+    does not hold the Lease: it answers admission from current indexes and never writes."""
     registry = kopf.OperatorRegistry()
+    if operator_settings.webhook_enabled:
+        server, client_config = webhooks.build_server(operator_settings, scratch)
 
     @kopf.on.startup(id="configure_kopf", registry=registry)
     def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure_kopf(settings)
         memo.kube = KubeClient.from_environment()
         if operator_settings.webhook_enabled:
-            settings.admission.server = webhooks.build_server(operator_settings, memo.scratch)
-            settings.admission.managed = webhooks.MANAGED_CONFIGURATION
+            # Kopf serves the webhooks; the configurations are ours (handlers.admission): Kopf's
+            # managed ones would call the operator for every namespace and wait 30 s on it.
+            settings.admission.server = server
 
     @kopf.on.login(id="login", registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
         """In-cluster service account first, then KUBECONFIG (a custom registry has no default)."""
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
-    finopspolicy.register(registry, operator_settings)
-    sovereignregion.register(registry, operator_settings)
-    edgefleet.register(registry, operator_settings)
-    modelreleasegate.register(registry, operator_settings)
+    if standby:
+        finopspolicy._register_indexes(registry)
+        sovereignregion._register_indexes(registry)
+        modelreleasegate.register_indexes(registry)
+    else:
+        finopspolicy.register(registry, operator_settings)
+        sovereignregion.register(registry, operator_settings)
+        edgefleet.register(registry, operator_settings)
+        modelreleasegate.register(registry, operator_settings)
     if operator_settings.webhook_enabled:
         finopspolicy.register_admission(registry)
         sovereignregion.register_admission(registry, operator_settings)
         edgefleet.register_admission(registry, operator_settings)
         modelreleasegate.register_admission(registry)
+        if not standby:  # the leader owns the configurations, as every other write
+            admission.register(registry, operator_settings, webhooks.endpoints(registry), client_config)
     return registry
 
 
@@ -75,7 +92,9 @@ async def run_operator(
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
 ) -> None:
-    """Run until ``stop_flag`` is set or the process receives SIGINT/SIGTERM."""
+    """Run until ``stop_flag`` is set or the process receives SIGINT/SIGTERM. With leader election,
+    serve as a standby until the Lease is ours, then as the leader until it is lost (then exit 1, so
+    Kubernetes restarts the pod as a standby)."""
     kopf.configure(
         verbose=settings.log_level == "debug",
         quiet=settings.log_level == "warning",
@@ -84,21 +103,77 @@ async def run_operator(
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
     with contextlib.ExitStack() as scratch:  # temporary files (webhook certificates) go on any exit
-        await kopf.operator(
-            registry=build_registry(settings),
-            standalone=settings.standalone,
-            clusterwide=not settings.namespaces,
-            namespaces=settings.namespaces,
-            liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz"
-            if settings.health_port
-            else None,
-            memo=kopf.Memo(
-                settings=settings,
-                locks={},
-                recent_writes=RecentWrites(ttl=max(30.0, 3 * settings.sample_interval_seconds)),
-                forecasters=ForecasterCache(),
-                scratch=scratch,
-            ),
-            stop_flag=stop_flag,
-            ready_flag=ready_flag,
+        if not settings.leader_election:
+            await _run_kopf(settings, build_registry(settings, scratch), stop_flag, ready_flag)
+            return
+        await _run_elected(settings, scratch, stop_flag, ready_flag)
+
+
+async def _run_elected(
+    settings: Settings,
+    scratch: contextlib.ExitStack,
+    stop_flag: asyncio.Event | None,
+    ready_flag: asyncio.Event | None,
+) -> None:
+    leadership = Leadership(KubeClient.from_environment(), settings)
+    acquired, lost = asyncio.Event(), asyncio.Event()
+    holder = asyncio.create_task(hold(leadership, acquired, lost))
+    try:
+        standby_stop = asyncio.Event()
+        standby = asyncio.create_task(
+            _run_kopf(settings, build_registry(settings, scratch, standby=True), standby_stop, ready_flag)
         )
+        waits = [standby, asyncio.create_task(acquired.wait())]
+        if stop_flag is not None:
+            waits.append(asyncio.create_task(stop_flag.wait()))
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        standby_stop.set()
+        await standby
+        if not acquired.is_set() or (stop_flag is not None and stop_flag.is_set()):
+            return  # stopped (SIGTERM) while standing by
+        logging.getLogger(__name__).info("leading: starting the reconcilers")
+        leader_stop = asyncio.Event()
+        relay = asyncio.create_task(_first_of(leader_stop, lost, stop_flag))
+        await _run_kopf(settings, build_registry(settings, scratch), leader_stop, None)
+        relay.cancel()
+        if lost.is_set():
+            raise SystemExit(1)
+    finally:
+        holder.cancel()
+        if acquired.is_set() and not lost.is_set():
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(leadership.release)
+
+
+async def _first_of(target: asyncio.Event, *sources: asyncio.Event | None) -> None:
+    """Set ``target`` as soon as any of ``sources`` is set."""
+    waits = [asyncio.create_task(s.wait()) for s in sources if s is not None]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        target.set()
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
+async def _run_kopf(
+    settings: Settings,
+    registry: kopf.OperatorRegistry,
+    stop_flag: asyncio.Event | None,
+    ready_flag: asyncio.Event | None,
+) -> None:
+    await kopf.operator(
+        registry=registry,
+        standalone=settings.standalone,
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None,
+        memo=kopf.Memo(
+            settings=settings,
+            locks={},
+            recent_writes=RecentWrites(ttl=max(30.0, 3 * settings.sample_interval_seconds)),
+            forecasters=ForecasterCache(),
+        ),
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )

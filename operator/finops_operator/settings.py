@@ -46,6 +46,20 @@ class Settings(BaseSettings):
     the host/port URL, which only works for a local API server."""
     webhook_failure_policy: Literal["Fail", "Ignore"] = "Fail"
     """What the API server does when the webhook is unreachable (see docs/ADMISSION.md)."""
+    webhook_timeout_seconds: int = Field(default=3, ge=1, le=10)
+    """How long the API server waits for an answer before the failure policy applies: a hung
+    operator delays a create in a namespace it serves by at most this long (Gatekeeper uses 3)."""
+    operator_namespace: str | None = None
+    """The namespace the operator runs in (in a cluster, from the downward API): never called for
+    admission there, so the operator's own pods never wait on it. Defaults to webhook_service's."""
+    leader_election: bool = False
+    """Run as one of several replicas: only the holder of the Lease ``lease_name`` (in the operator's
+    namespace) reconciles and writes; the others serve admission from their own watch indexes and
+    take over when the Lease expires (see docs/ADMISSION.md, "High availability")."""
+    lease_name: str = "finops-operator"
+    """The coordination.k8s.io/v1 Lease the replicas elect their leader with."""
+    lease_duration_seconds: int = Field(default=15, ge=3, le=300)
+    """How long a Lease not renewed stays held: the bound on takeover after the leader dies."""
     standalone: bool = True
     """Run without Kopf peering (a single replica, or leader election by Deployment strategy)."""
     alert_allow_private_urls: bool = False
@@ -60,7 +74,16 @@ class Settings(BaseSettings):
     def _webhook_needs_a_route(self) -> Settings:
         if self.webhook_enabled and self.webhook_service and "." not in self.webhook_service:
             raise ValueError("webhook_service must be 'name.namespace'")
+        if self.leader_election and not self.own_namespace:
+            raise ValueError("leader_election needs operator_namespace (the Lease lives there)")
         return self
+
+    @property
+    def own_namespace(self) -> str | None:
+        """The operator's namespace: set explicitly, else the webhook Service's."""
+        if self.operator_namespace:
+            return self.operator_namespace
+        return self.webhook_service.split(".", 1)[1] if self.webhook_service else None
 
 
 class SettingsError(ValueError):

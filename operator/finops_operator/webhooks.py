@@ -1,36 +1,32 @@
 """The admission webhook server: TLS from files we make with ``cryptography`` (Kopf's own
 self-signed helper needs oscrypto, which fails on OpenSSL 3.0.x), reached by the API server either
-by URL (a local control plane) or through a Service (in a cluster)."""
+by URL (a local control plane) or through a Service (in a cluster).
+
+Kopf serves the requests; the configurations that tell the API server when to call are the
+operator's own (``planners.admission``, ``handlers.admission``), not Kopf's managed ones: those have
+a 30-second timeout and no namespace scoping."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import kopf
 
 from finops_operator.certificates import WebhookCertificate, make_webhook_certificate
+from finops_operator.planners.admission import Endpoint, Scope
 from finops_operator.settings import Settings
 
-MANAGED_CONFIGURATION = "finops.dev"
-
-
-class ServiceWebhookServer(kopf.WebhookServer):
-    """Kopf's HTTPS server, but announced to the API server as a Service reference: in-cluster API
-    servers reach Services reliably, while a ``https://name.namespace.svc`` URL needs cluster DNS."""
-
-    def __init__(
-        self, *, service_name: str, service_namespace: str, service_port: int = 443, **kwargs: Any
-    ) -> None:
-        super().__init__(**kwargs)
-        self.service = {"name": service_name, "namespace": service_namespace, "port": service_port}
-
-    async def __call__(self, fn: Any) -> AsyncIterator[Any]:
-        async for config in super().__call__(fn):
-            yield {"caBundle": config.get("caBundle"), "service": {**self.service, "path": ""}}
+SCOPES: tuple[tuple[str, Scope], ...] = (
+    ("sovereignty-", Scope.REGION_BOUND),
+    ("finopspolicy-caps", Scope.POLICY_NAMESPACES),
+    ("modelgate-", Scope.GATED_NAMESPACES),
+)
+"""Handler id prefix -> the namespaces that webhook is needed in. A webhook not listed here is a
+start-up error: it would otherwise be registered for no namespace, or for all of them."""
 
 
 def certificate_files(
@@ -51,28 +47,54 @@ def certificate_files(
     return make_webhook_certificate(directory, hosts)
 
 
-def build_server(settings: Settings, scratch: contextlib.ExitStack) -> kopf.WebhookServer:
-    """The webhook server; temporary certificate files live as long as ``scratch``."""
+def build_server(
+    settings: Settings, scratch: contextlib.ExitStack
+) -> tuple[kopf.WebhookServer, dict[str, Any]]:
+    """The webhook server, and how the API server reaches it (``url`` or ``service``, ``caBundle``;
+    each webhook appends its handler id as the path). Temporary certificate files live as long as
+    ``scratch``."""
     if settings.webhook_service:
         name, namespace = settings.webhook_service.split(".", 1)
         hosts = (f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local", name)
         files = certificate_files(settings, hosts, scratch)
-        return ServiceWebhookServer(
-            service_name=name,
-            service_namespace=namespace,
-            addr=settings.webhook_host,
-            port=settings.webhook_port,
-            cafile=str(files.ca_path),
-            certfile=str(files.cert_path),
-            pkeyfile=str(files.key_path),
-        )
-    host = "127.0.0.1" if settings.webhook_host in ("0.0.0.0", "") else settings.webhook_host
-    files = certificate_files(settings, (host,), scratch)
-    return kopf.WebhookServer(
+        route: dict[str, Any] = {"service": {"name": name, "namespace": namespace, "port": 443}}
+    else:
+        host = "127.0.0.1" if settings.webhook_host in ("0.0.0.0", "") else settings.webhook_host
+        files = certificate_files(settings, (host,), scratch)
+        route = {"url": f"https://{host}:{settings.webhook_port}"}
+    server = kopf.WebhookServer(
         addr=settings.webhook_host,
         port=settings.webhook_port,
-        host=host,
         cafile=str(files.ca_path),
         certfile=str(files.cert_path),
         pkeyfile=str(files.key_path),
     )
+    return server, {**route, "caBundle": base64.b64encode(files.ca_path.read_bytes()).decode()}
+
+
+def endpoints(registry: kopf.OperatorRegistry) -> tuple[Endpoint, ...]:
+    """Every admission handler registered, as the configurations must route it: read from Kopf's
+    registry (as Kopf's own managed mode does), so the registrations stay the one source of truth."""
+    found = []
+    for handler in registry._webhooks.get_all_handlers():  # Kopf has no public accessor
+        selector = handler.selector
+        plural = (selector.plural or selector.any_name) if selector is not None else None
+        if selector is None or not selector.version or not isinstance(plural, str):
+            raise ValueError(f"admission handler {handler.id!r} must name group, version and plural")
+        scope = next((s for prefix, s in SCOPES if str(handler.id).startswith(prefix)), None)
+        if scope is None:
+            raise ValueError(f"admission handler {handler.id!r} has no namespace scope (webhooks.SCOPES)")
+        found.append(
+            Endpoint(
+                id=str(handler.id),
+                mutating=str(handler.reason) == "mutating",
+                group=selector.group or "",
+                version=selector.version,
+                plural=plural,
+                operations=tuple(handler.operations or ("CREATE", "UPDATE")),
+                scope=scope,
+                ignore_failures=bool(handler.ignore_failures),
+                side_effects=bool(handler.side_effects),
+            )
+        )
+    return tuple(sorted(found, key=lambda e: e.id))

@@ -43,6 +43,7 @@ from finops_operator.planners.releasegate import (
     GateState,
     KeyMaterial,
     ModelWorkload,
+    gated_namespaces,
     parse_spec,
     plan_admission,
     plan_release_gate,
@@ -94,11 +95,13 @@ def key_material(rule: SignatureRule, configmaps: KeyIndex) -> KeyMaterial:
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     """The indexes, the audit timer and the change handlers of ModelReleaseGates."""
-    _register_indexes(registry)
+    register_indexes(registry)
     _register_reconcilers(registry, settings)
 
 
-def _register_indexes(registry: kopf.OperatorRegistry) -> None:
+def register_indexes(registry: kopf.OperatorRegistry) -> None:
+    """What admission reads: enough for a standby replica, which serves admission and never writes."""
+
     @kopf.index(GROUP, VERSION, PLURAL, id="mrg_gates", registry=registry)
     def mrg_gates(*, name: str, spec: Mapping[str, Any], **_: Any) -> dict[str, GateFacts]:
         try:
@@ -264,13 +267,21 @@ def _reconcile(
 # Admission
 
 
+def namespaces_to_admit(kwargs: Mapping[str, Any]) -> frozenset[str]:
+    """Every namespace some gate's namespaceSelector selects: where the gate webhooks are registered."""
+    gates: kopf.Index[str, GateFacts] = kwargs["mrg_gates"]
+    namespaces: kopf.Index[str, Mapping[str, str]] = kwargs["mrg_namespaces"]
+    specs = [facts.spec for name in gates for facts in gates[name] if facts.spec is not None]
+    return gated_namespaces(specs, {ns: dict(_first(namespaces, ns) or {}) for ns in namespaces})
+
+
 def register_admission(registry: kopf.OperatorRegistry) -> None:
     """One Kopf validating webhook per kind: every rule of every gate selecting the workload, the
     signature check included (CEL cannot verify ECDSA).
 
-    failurePolicy Ignore (``ignore_failures=True``): Kopf cannot scope a webhook to the bound
-    namespaces, so it sees every pod of the cluster, the operator's own included; failing closed
-    would make an operator outage a cluster-wide outage of pod creation. While it is down, the
+    failurePolicy Ignore (``ignore_failures=True``): the operator's webhook configurations call it only
+    for the namespaces a gate selects (``gated_namespaces``, handlers/admission.py), but failing closed
+    would still make an operator outage an outage of workload creation there. While it is down, the
     ValidatingAdmissionPolicy (failurePolicy Fail, scoped to the bound namespaces) still rejects
     missing evidence, thresholds and disallowed values; a bad signature is found by the audit when
     the operator is back. See docs/MODELGATES.md.

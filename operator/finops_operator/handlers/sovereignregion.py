@@ -166,6 +166,16 @@ def take_snapshot(name: str, kwargs: Mapping[str, Any]) -> Snapshot:
     )
 
 
+def bound_namespaces(kwargs: Mapping[str, Any]) -> frozenset[str]:
+    """Every namespace some region's namespaceSelector selects (conflicted ones too: admission warns
+    there): where the sovereignty webhooks are registered."""
+    namespaces_index: kopf.Index[str, Mapping[str, str]] = kwargs["sovr_namespaces"]
+    namespaces = {ns: dict(_first(namespaces_index, ns) or {}) for ns in namespaces_index}
+    bindings = resolve_namespace_bindings(namespaces, _regions(kwargs["sovr_regions"]))
+    governed = {ns for names in bindings.governed.values() for ns in names}
+    return frozenset(governed | {ns for shared in bindings.conflicts.values() for ns in shared})
+
+
 async def _in_thread(fn: Callable[..., None], kwargs: Mapping[str, Any]) -> None:
     await reconcile_in_thread(KIND, fn, kwargs, lambda: take_snapshot(kwargs["name"], kwargs))
 
@@ -380,12 +390,13 @@ def register_admission(registry: kopf.OperatorRegistry, settings: Settings) -> N
     matches no node at all and no longer reads as "asks for another region". The final object, after
     every mutating webhook of the cluster, is validated by the generated ValidatingAdmissionPolicy.
 
-    failurePolicy Ignore (``ignore_failures=True``): Kopf cannot scope a webhook to the bound
-    namespaces, so this one sees every pod in the cluster, the operator's own included; failing closed
-    would make the operator a single point of failure for all scheduling and would keep its own pod
-    from coming back. While it is down, the ValidatingAdmissionPolicy (failurePolicy Fail, evaluated in
-    the API server, scoped to the bound namespaces) keeps rejecting explicit violations, and the audit
-    repairs and reports the rest when it returns. See docs/SOVEREIGNTY.md.
+    The API server calls it only for the bound namespaces (``handlers.admission`` keeps its
+    namespaceSelector current, never kube-system or the operator's own namespace). failurePolicy
+    Ignore (``ignore_failures=True``): failing closed would make the operator a single point of
+    failure for scheduling in every bound namespace. While it is down, the ValidatingAdmissionPolicy
+    (failurePolicy Fail, evaluated in the API server, scoped to the bound namespaces) keeps rejecting
+    explicit violations, and the audit repairs and reports the rest when it returns. See
+    docs/SOVEREIGNTY.md.
     """
     for group, version, plural, kind in ADMITTED_RESOURCES:
         _register_webhook(registry, group, version, plural, kind)

@@ -24,7 +24,7 @@ from finops_operator.planners.releasegate.facts import (
     Rule,
     evidence_annotations,
 )
-from finops_operator.planners.releasegate.gate import parse_spec, selects, verification_key
+from finops_operator.planners.releasegate.gate import gated_namespaces, parse_spec, selects, verification_key
 from finops_operator.planners.releasegate.plan import plan_release_gate
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "Rule",
     "evaluate",
     "evidence_annotations",
+    "gated_namespaces",
     "parse_spec",
     "plan_admission",
     "plan_release_gate",

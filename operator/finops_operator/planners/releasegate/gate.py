@@ -4,7 +4,7 @@ its verification key."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,17 @@ def selects(
         return False
     return selector_matches(spec.namespace_selector, namespace_labels) and selector_matches(
         spec.workload_selector, template_labels
+    )
+
+
+def gated_namespaces(
+    specs: Iterable[ModelReleaseGateSpec], namespaces: Mapping[str, Mapping[str, str]]
+) -> frozenset[str]:
+    """The namespaces (name -> labels) some gate's namespaceSelector selects: where its webhooks are
+    registered."""
+    selectors = [spec.namespace_selector for spec in specs]
+    return frozenset(
+        name for name, labels in namespaces.items() if any(selector_matches(s, labels) for s in selectors)
     )
 
 

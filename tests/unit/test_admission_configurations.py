@@ -92,3 +92,14 @@ def test_writes_only_what_changed_and_nothing_when_current() -> None:
         observed(applied_hashes=hashes, policy_namespaces=frozenset({"ai", "ml"}))
     )
     assert [i.manifest["kind"] for i in moved] == [VALIDATING]
+
+
+def test_release_gate_webhooks_are_called_only_where_a_gate_selects() -> None:
+    gate = Endpoint(
+        "modelgate-deployments", False, "apps", "v1", "deployments", ("CREATE",), Scope.GATED_NAMESPACES
+    )
+    (validating,) = desired_configurations(
+        observed(endpoints=(gate,), gated_namespaces=frozenset({"serving", "kube-system"}))
+    ).values()
+    assert called(validating, "serving")
+    assert not called(validating, "ai") and not called(validating, "kube-system")

@@ -44,9 +44,10 @@ verify: setup ## Fail if generated files (crds/) drifted from the models
 crds: setup ## Regenerate crds/ from the pydantic models
 	$(BIN)/finops crds
 
-bench: setup ## Benchmarks: forecaster throughput and the demand-trace replay
+BENCH_ARGS ?=
+bench: setup ## Benchmarks: forecaster throughput and the demand-trace replay (BENCH_ARGS="--plot replay.png")
 	$(BIN)/python benchmarks/forecast_throughput.py
-	$(BIN)/python benchmarks/replay.py
+	$(BIN)/python benchmarks/replay.py $(BENCH_ARGS)
 
 cluster-up: setup ## Start the local control plane (builds binaries the first time)
 	$(BIN)/finops dev cluster up --dir $(CLUSTER_DIR)

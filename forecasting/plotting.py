@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from forecasting.forecaster import Forecast
-from forecasting.simulate import ComparisonReport
+from forecasting.replay import ComparisonReport
 
 
 def _pyplot() -> Any:
@@ -55,27 +56,46 @@ def plot_forecast(
     return out
 
 
-def plot_replay(report: ComparisonReport, path: str | Path, *, max_days: float = 3.0) -> Path:
-    """Ready replicas of each policy (at the service level) against demand expressed in replicas."""
+def plot_replay(report: ComparisonReport, path: str | Path) -> Path:
+    """Demand and the ready capacity of HPA / predictive / foresight over the test window, every miss marked.
+
+    Capacity is drawn in demand units (ready replicas x capacity per replica), so a miss is visibly an
+    interval where the demand rises above a policy's line; misses are also ticked under the axis.
+    """
     plt = _pyplot()
-    steps = int(pd.Timedelta(days=max_days) / report.step)
-    times = report.test_timestamps[:steps]
-    demand = report.test_demand[:steps] / report.capacity.capacity_per_replica
-    fig, ax = plt.subplots(figsize=(12, 5), layout="constrained")
-    ax.fill_between(times, 0, demand, color="0.8", step="post", label="demand (replicas at 100 %)")
-    styles = {"static": "tab:gray", "hpa": "tab:orange", "predictive": "tab:blue", "oracle": "tab:green"}
-    for name, choice in report.at_service_level.items():
-        run = choice.test
+    head = report.headline
+    per = report.capacity.capacity_per_replica
+    times = report.test_timestamps
+    fig, ax = plt.subplots(figsize=(14, 5.5), layout="constrained")
+    ax.fill_between(times, 0, report.test_demand, color="0.78", step="post", lw=0, label="demand")
+    runs = (
+        (report.foresight, "tab:green", 1.0),
+        (head.hpa, "tab:orange", 0.9),
+        (head.predictive, "tab:blue", 1.1),
+    )
+    top = float(max(report.test_demand.max(), *(r.ready.max() * per for r, _, _ in runs)))
+    for offset, (run, color, width) in enumerate(runs):
         ax.step(
             times,
-            run.ready[:steps],
+            run.ready * per,
             where="post",
-            color=styles.get(name, "black"),
-            lw=1.2,
-            label=f"{name} ({run.knob}): {run.gpu_hours:.0f} GPU-h, under {run.under_intervals:.2%}",
+            color=color,
+            lw=width,
+            label=f"{run.name} ({run.knob}): {run.gpu_hours:.0f} GPU-h, {int(run.misses.sum())} misses "
+            f"({run.under_intervals:.2%})",
         )
-    ax.set_title(f"{report.trace}: ready replicas vs demand (test window, first {max_days:g} days)")
-    ax.set_ylabel("replicas")
+        missed = times[run.misses]
+        if len(missed):
+            ax.scatter(missed, report.test_demand[run.misses], marker="x", color=color, s=28, zorder=5)
+            ax.scatter(
+                missed, np.full(len(missed), -0.03 * (offset + 1) * top), marker="|", color=color, s=60
+            )
+    ax.set_ylim(-0.12 * top, 1.05 * top)
+    ax.set_title(
+        f"{report.name}: ready capacity vs demand on the test window at "
+        f"{report.service_level:.2%} stated (x = a miss, ticks below = misses)"
+    )
+    ax.set_ylabel("demand (trace units); capacity = ready replicas x capacity/replica")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
     out = Path(path)

@@ -131,22 +131,65 @@ def forecast(
 
 @app.command()
 def simulate(
+    *,
     trace: Annotated[
         list[Path], typer.Option(help="CSV trace(s) with timestamp,value columns.", exists=True)
     ],
-    plot: Annotated[Path | None, typer.Option(help="Write a PNG of replicas against demand.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write a PNG of demand, ready capacity and every miss.")
+    ] = None,
+    max_under_provisioned_percent: Annotated[
+        float,
+        typer.Option(
+            "--max-under-provisioned-percent",
+            min=0.01,
+            max=50.0,
+            help="Service level the predictive policy states: % of intervals demand may exceed capacity.",
+        ),
+    ] = 0.5,
+    decision_interval: Annotated[
+        int | None, typer.Option(help="Seconds between decisions (default: 10 min for 10-min data, else 5).")
+    ] = None,
+    startup: Annotated[
+        int | None, typer.Option(help="Replica start-up seconds (default: one decision).")
+    ] = None,
+    hpa_sync: Annotated[
+        int | None, typer.Option(help="Seconds between HPA evaluations (default: once per decision).")
+    ] = None,
 ) -> None:
-    """Replay demand traces through static, reactive-HPA and predictive scaling; print the comparison."""
-    from forecasting.simulate import run_comparison  # noqa: PLC0415 - statsmodels only when simulating
+    """Replay demand traces through the user's HPA (tuned on validation) and calibrated predictive
+    scaling; print GPU-hours, achieved service level and ratios to the HPA and to `foresight`."""
+    import pandas as pd  # noqa: PLC0415 - the forecasting stack only when simulating
 
+    from forecasting.replay import ReplaySettings, run_comparison, summarize  # noqa: PLC0415
+
+    def seconds(value: int | None) -> pd.Timedelta | None:
+        return pd.Timedelta(seconds=value) if value else None
+
+    level = max_under_provisioned_percent / 100.0
+    settings = ReplaySettings(
+        decision_interval=seconds(decision_interval),
+        startup_delay=seconds(startup),
+        hpa_sync=seconds(hpa_sync),
+        service_level=level,
+        service_levels=tuple(sorted({0.0025, 0.005, 0.01, 0.02, level})),
+    )
+    reports = []
     for path in trace:
-        report = run_comparison(path)
+        try:
+            report = run_comparison(path, settings)
+        except ValueError as error:
+            typer.echo(f"{path}: {error}", err=True)
+            raise typer.Exit(1) from None
+        reports.append(report)
         typer.echo(report.to_table())
+        typer.echo("")
         if plot is not None:
-            from forecasting.plotting import plot_replay  # noqa: PLC0415
+            from forecasting.plotting import plot_replay  # noqa: PLC0415 - matplotlib only when plotting
 
             target = plot if len(trace) == 1 else plot.with_name(f"{plot.stem}-{path.stem}{plot.suffix}")
             typer.echo(f"wrote {plot_replay(report, target)}", err=True)
+    typer.echo(summarize(reports))
 
 
 @report_app.command("sovereignty")

@@ -37,6 +37,8 @@ class Reason:
     PREDICTED = "Predicted"
     INSUFFICIENT_HISTORY = "InsufficientHistory"
     METRICS_UNAVAILABLE = "MetricsUnavailable"
+    MODEL_FAILED = "ModelFailed"
+    COVERAGE_LOST = "CoverageLost"
     PREDICTION_DISABLED = "PredictionDisabled"
 
 

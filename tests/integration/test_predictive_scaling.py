@@ -42,19 +42,20 @@ def daily_history(service: str, peak_offset: float, days: float) -> HistorySerie
     return HistorySeries("demand_rps", {"service": service}, samples)
 
 
-def predictive_policy(namespace: str, service: str) -> dict[str, Any]:
+def predictive_policy(namespace: str, demand_query: str, **predictive: Any) -> dict[str, Any]:
     return policy(
         namespace,
         "forecast",
         autoScale={"minReplicas": 1, "maxReplicas": 10, "cpuUtilizationPercentage": 70},
         predictiveScaling={
             "enabled": True,
-            "demandQuery": f'sum(demand_rps{{service="{service}"}})',
+            "demandQuery": demand_query,
             "targetPerReplica": 20,
             "horizonMinutes": 60,
             "leadTimeMinutes": 10,
             "model": "seasonalNaive",
             "minimumHistoryHours": 48,
+            **predictive,
         },
     )
 
@@ -84,7 +85,7 @@ def test_floor_rises_before_the_predicted_peak_and_falls_after_it(
             stdin=yaml.safe_dump_all(
                 [
                     deployment(namespace, "chat", 1, gpus=1),
-                    predictive_policy(namespace, service),
+                    predictive_policy(namespace, f'sum(demand_rps{{service="{service}"}})'),
                 ]
             ),
         )

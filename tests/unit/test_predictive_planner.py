@@ -93,7 +93,7 @@ def run(
     prediction: PredictionInput | None,
     calibration: CalibrationStatus | None = None,
     *,
-    ready: int = 2,
+    ready: int | None = 2,
     remaining: float | None = None,
     now: datetime = NOW,
 ) -> PredictiveDecision:
@@ -147,15 +147,15 @@ def test_the_calibrated_headroom_sits_above_the_plan() -> None:
     [
         (100.0, 2, True, True),  # demand 100 against 2 ready x 20: a real miss
         (30.0, 2, True, False),  # 30 <= 40 served: calm
-        (25.0, 0, False, False),  # fallback: judged on plan + headroom = 20 + 1 x 4 = 24 ... 25 misses
+        (25.0, 0, False, True),  # fallback: judged on plan + headroom = 20 + 1 x 4 = 24 ... 25 misses
         (23.0, 0, False, False),  # ... 23 would have been covered
+        (25.0, None, True, True),  # no governed workload: judged on plan + headroom as well
     ],
-    ids=["miss-raises", "calm-lowers", "fallback-would-miss", "fallback-would-cover"],
+    ids=["miss-raises", "calm-lowers", "fallback-would-miss", "fallback-would-cover", "nothing-ready-known"],
 )
 def test_each_interval_moves_the_margin_towards_the_service_level(
-    demand: float, ready: int, in_charge: bool, missed: bool
+    demand: float, ready: int | None, in_charge: bool, missed: bool
 ) -> None:
-    missed = missed or (not in_charge and demand > 24.0)
     before = stored(in_charge=in_charge)
     decision = run(observed(demand), before, ready=ready)
     assert decision.calibration is not None

@@ -35,11 +35,9 @@ class Reason:
     NO_OVERLAP = "NoOverlap"
     METRICS_NOT_CONFIGURED = "MetricsNotConfigured"
     PREDICTED = "Predicted"
-    INSUFFICIENT_HISTORY = "InsufficientHistory"
-    METRICS_UNAVAILABLE = "MetricsUnavailable"
-    MODEL_FAILED = "ModelFailed"
-    COVERAGE_LOST = "CoverageLost"
     PREDICTION_DISABLED = "PredictionDisabled"
+    # PredictionReady=False on fallback: the values of forecasting.fallback.FallbackReason
+    # (MetricsUnavailable, ModelFailed, InsufficientHistory, CoverageLost).
 
 
 @dataclass(frozen=True)

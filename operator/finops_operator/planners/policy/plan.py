@@ -292,7 +292,7 @@ def _decide_prediction(
         observation.prediction,
         observation.current_status.calibration,
         bounds=(spec.auto_scale.min_replicas, spec.auto_scale.max_replicas),
-        ready_replicas=min((d.ready_replicas for d in governed), default=0),
+        ready_replicas=min((d.ready_replicas for d in governed), default=None),
         gpus_per_replica=_gpus_per_replica(governed),
         remaining_gpu_hours=remaining_gpu_hours,
         now=now,

@@ -182,7 +182,7 @@ def decide(
     stored: CalibrationStatus | None,
     *,
     bounds: tuple[int, int],
-    ready_replicas: int,
+    ready_replicas: int | None,
     gpus_per_replica: int,
     remaining_gpu_hours: float | None,
     now: datetime,
@@ -190,7 +190,8 @@ def decide(
     """Account for the last interval, size this one, and say whether the forecast is in charge.
 
     ``ready_replicas`` is what served the last interval (the fewest ready replicas of any governed
-    workload: each one must carry the demand the policy forecasts).
+    workload: each one must carry the demand the policy forecasts; None without a governed workload,
+    when a miss can only be judged against plan + headroom).
     """
     assert settings.target_per_replica is not None
     interval = prediction.interval_seconds if prediction else 60.0
@@ -203,7 +204,11 @@ def decide(
             state,
             observed=observed,
             sizing=Sizing(stored.plan, stored.unit),
-            capacity=ready_replicas * settings.target_per_replica if stored.forecast_in_charge else None,
+            capacity=(
+                ready_replicas * settings.target_per_replica
+                if stored.forecast_in_charge and ready_replicas is not None
+                else None
+            ),
             interval_seconds=interval,
             now=epoch,
         )
@@ -365,18 +370,16 @@ def prediction_condition(
             "predictiveScaling.enabled is false",
         )
     fallback = decision.fallback
-    if fallback is not None or decision.replicas is None:
-        reason = fallback.reason if fallback else FallbackReason.MODEL_FAILED
-        what = fallback.message if fallback else "no forecast"
-        if reason is FallbackReason.METRICS_UNAVAILABLE:
+    if fallback is not None:
+        if fallback.reason is FallbackReason.METRICS_UNAVAILABLE:
             then = "minReplicas holds at least the current replicas (never scaled down on missing data)"
         else:
             then = f"minReplicas back to autoScale.minReplicas ({minimum})"
         return ConditionUpdate(
             ConditionType.PREDICTION_READY,
             ConditionStatus.FALSE,
-            reason.value,
-            f"falling back to the reactive HPA: {what}; {then}",
+            fallback.reason.value,
+            f"falling back to the reactive HPA: {fallback.message}; {then}",
         )
     capped = " (capped by the remaining GPU-hour budget)" if decision.budget_capped else ""
     return ConditionUpdate(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -83,6 +83,37 @@ def _current_demand(url: str, query: str) -> float | None:
     return sum(s.value for s in samples) if samples else None
 
 
+def refit_forecaster(
+    spec: PredictiveScaling,
+    fingerprint: str,
+    history: pd.Series,
+    entry: _Entry | None,
+    *,
+    now: datetime,
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+) -> _Entry:
+    """Fit anew on the whole history. A failed periodic refit keeps the last good forecaster (updated,
+    retried after REFIT_EVERY), as the replay does; under new settings there is nothing to keep, so
+    the failure is the policy's ModelFailed."""
+    config = ForecastConfig(
+        model=MODEL_NAMES[spec.model],
+        step=pd.Timedelta(FORECAST_STEP),
+        min_history=pd.Timedelta(hours=spec.minimum_history_hours),
+        horizon=horizon_steps(spec),
+        select_horizon=min(horizon_steps(spec), 1 + spec.lead_time_minutes // 5),
+    )
+    try:
+        forecaster = Forecaster(config).fit(history, previous=entry.forecaster if entry else None)
+    except Exception as error:
+        if entry is None or entry.fingerprint != fingerprint:
+            raise
+        logger.warning("refit failed, keeping the %s forecaster: %r", entry.forecaster.model_name, error)
+        entry.forecaster.update(history)
+        return replace(entry, fitted_at=now)
+    logger.info("fitted %s on %d points of demand history", forecaster.model_name, len(history))
+    return _Entry(fingerprint, forecaster, now, history.dropna().index[0].to_pydatetime())
+
+
 def predict(
     *,
     operator_settings: Settings,
@@ -116,18 +147,8 @@ def predict(
         return PredictionInput(now, interval, metrics_error=str(error))
     try:
         if entry is None or refit:
-            config = ForecastConfig(
-                model=MODEL_NAMES[spec.model],
-                step=pd.Timedelta(FORECAST_STEP),
-                min_history=pd.Timedelta(hours=spec.minimum_history_hours),
-                horizon=horizon_steps(spec),
-                select_horizon=min(horizon_steps(spec), 1 + spec.lead_time_minutes // 5),
-            )
-            forecaster = Forecaster(config).fit(history, previous=entry.forecaster if entry else None)
-            finite = history.dropna()
-            entry = _Entry(fingerprint, forecaster, now, finite.index[0].to_pydatetime())
+            entry = refit_forecaster(spec, fingerprint, history, entry, now=now, logger=logger)
             cache.put(key, entry)
-            logger.info("fitted %s on %d points of demand history", forecaster.model_name, len(history))
         elif not history.empty:
             entry.forecaster.update(history)
         forecast = entry.forecaster.forecast(horizon_steps(spec), quantiles=forecast_quantiles(spec))

@@ -131,6 +131,18 @@ def test_a_missed_burst_raises_the_margin_and_calm_intervals_lower_it(
         assert lowered["missesLastDay"] == peak["missesLastDay"]
         assert lowered["intervalsLastDay"] > peak["intervalsLastDay"]
 
+    # A restart resumes from status: the counters and the margin go on from where they were.
+    before = calibration(kube, namespace)
+    with running_operator(kube, tmp_path, "--sample-interval", "3", "--prometheus-url", prometheus.url):
+        resumed = eventually(
+            lambda: (c := calibration(kube, namespace))["updatedAt"] != before["updatedAt"] and c,
+            timeout=90,
+            what="the first interval after the restart",
+        )
+        assert resumed["intervalsLastDay"] == before["intervalsLastDay"] + 1
+        assert resumed["missesLastDay"] == before["missesLastDay"]
+        assert resumed["margin"] < before["margin"]  # one more calm interval, from the stored margin
+
 
 def test_model_failure_and_prometheus_outage_fall_back_to_the_reactive_hpa(
     kube: Kube, tmp_path: Path, make_prometheus: MakePrometheus, dcgm_exporter: DcgmExporter

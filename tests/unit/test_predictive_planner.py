@@ -3,13 +3,27 @@ from status, and the fallback to the reactive HPA for every reason."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from finops_operator.api.finopspolicy import CalibrationHour, CalibrationStatus, PredictiveScaling
+from finops_operator.api.finopspolicy import (
+    CalibrationHour,
+    CalibrationStatus,
+    FinOpsPolicySpec,
+    FinOpsPolicyStatus,
+    PredictiveScaling,
+)
+from finops_operator.planners.policy import (
+    DeploymentFacts,
+    PolicyObservation,
+    PolicyPlan,
+    parse_policy_spec,
+    plan_policy,
+)
 from finops_operator.planners.policy.predictive import (
     PredictionInput,
     PredictiveDecision,
@@ -329,3 +343,42 @@ def test_disabled_prediction_is_reported_not_hidden() -> None:
     condition = prediction_condition(disabled, None, minimum=1, now=NOW)
     assert condition is not None and condition.reason == "PredictionDisabled"
     assert prediction_condition(None, None, minimum=1, now=NOW) is None
+
+
+def _policy_spec() -> FinOpsPolicySpec:
+    return parse_policy_spec(
+        {
+            "targetWorkloadSelector": {"matchLabels": {"app": "llm"}},
+            "autoScale": {"minReplicas": 1, "maxReplicas": 8},
+            "predictiveScaling": {"enabled": True, "demandQuery": "q", "targetPerReplica": 20},
+        }
+    )
+
+
+def _plan(prediction: PredictionInput, status: FinOpsPolicyStatus, now: datetime = NOW) -> PolicyPlan:
+    llm = DeploymentFacts("ns", "llm", {"app": "llm"}, replicas=5, ready_replicas=5, gpus_per_pod=1)
+    observation = PolicyObservation("p", 1, status, [llm], namespace="ns", prediction=prediction)
+    return plan_policy(_policy_spec(), observation, now)
+
+
+@pytest.mark.parametrize(
+    ("prediction", "floor"),
+    [
+        (observed(10.0), 2),  # plan 20 + seeded margin ~1 x unit 4 -> 2 replicas
+        (observed(metrics_error="Prometheus at x unreachable"), 5),
+        (observed(model_error="FitFailed"), 1),
+    ],
+    ids=["forecast-in-charge", "metrics-unavailable-holds-current", "model-failed-back-to-minimum"],
+)
+def test_the_policy_plan_sets_each_hpa_floor_and_keeps_the_calibration(
+    prediction: PredictionInput, floor: int
+) -> None:
+    first = _plan(observed(10.0), FinOpsPolicyStatus())
+    assert first.status.calibration is not None
+    stored_status = FinOpsPolicyStatus.model_validate(first.status.model_dump(by_alias=True, mode="json"))
+    later = NOW + timedelta(seconds=INTERVAL)
+    plan = _plan(replace(prediction, computed_at=later), stored_status, later)
+    assert [hpa["spec"]["minReplicas"] for hpa in plan.hpas.apply] == [floor]
+    assert plan.status.calibration is not None  # kept through a fallback, not dropped
+    again = _plan(replace(prediction, computed_at=later), plan.status, later)
+    assert again.status == plan.status  # reconciling twice changes nothing

@@ -35,9 +35,9 @@ class Reason:
     NO_OVERLAP = "NoOverlap"
     METRICS_NOT_CONFIGURED = "MetricsNotConfigured"
     PREDICTED = "Predicted"
-    INSUFFICIENT_HISTORY = "InsufficientHistory"
-    METRICS_UNAVAILABLE = "MetricsUnavailable"
     PREDICTION_DISABLED = "PredictionDisabled"
+    # PredictionReady=False on fallback: the values of forecasting.fallback.FallbackReason
+    # (MetricsUnavailable, ModelFailed, InsufficientHistory, CoverageLost).
 
 
 @dataclass(frozen=True)

@@ -147,8 +147,8 @@ class PredictiveScaling(ApiModel):
     """Start-up delay (model loading) to provision ahead by."""
     model: ForecastModel = ForecastModel.AUTO
     """auto, holtWinters, sarimax or seasonalNaive."""
-    quantile: float = Field(default=0.9, ge=0.5, le=0.999)
-    """Forecast quantile replicas are sized on."""
+    max_under_provisioned_percent: float = Field(default=0.5, gt=0, le=50)
+    """Service level: largest share of intervals (percent) whose demand may exceed ready capacity."""
     minimum_history_hours: int = Field(default=48, ge=1, le=2160)
     """Below this much history the forecaster refuses instead of guessing."""
 
@@ -249,7 +249,7 @@ class PredictionStatus(ApiModel):
     mase: float | None = None
     """Backtest error relative to a naive forecast (below 1 beats naive)."""
     next_peak: float | None = None
-    """Highest forecast demand (at the configured quantile) within the horizon."""
+    """Highest forecast demand (mean) within the horizon."""
     next_peak_time: datetime | None = None
     """When that peak is forecast."""
     recommended_replicas: int | None = None
@@ -258,6 +258,49 @@ class PredictionStatus(ApiModel):
     """The remaining GPU-hour budget lowered the recommendation."""
     computed_at: datetime
     """When the forecast was made."""
+
+
+class CalibrationHour(ApiModel):
+    """Intervals observed and missed in one clock hour."""
+
+    hour: int = Field(ge=0)
+    """Hour index: Unix time / 3600, rounded down."""
+    intervals: int = Field(ge=0)
+    """Intervals observed in that hour."""
+    misses: int = Field(ge=0)
+    """Of those, intervals whose demand exceeded the capacity (or plan + headroom, during fallback)."""
+
+
+class CalibrationStatus(ApiModel):
+    """Predictive scaling's online calibration: the margin it learned from its own misses, and how it
+    does against spec.predictiveScaling.maxUnderProvisionedPercent. Kept here so a restart resumes it."""
+
+    margin: float
+    """Margin above the forecast, in forecast error units (widths of its 80 % interval)."""
+    headroom: float | None = None
+    """Demand added above the forecast plan at the last decision (margin x unit)."""
+    miss_rate_percent: float | None = None
+    """Achieved share of intervals under-provisioned over the last day, in percent."""
+    intervals_last_day: int = 0
+    """Intervals observed over the last day."""
+    misses_last_day: int = 0
+    """Of those, how many were under-provisioned."""
+    plan: float | None = None
+    """Forecast demand (mean, maximum over the lead time) the last decision was sized on."""
+    unit: float | None = None
+    """The forecaster's error size for that plan (width of its 80 % interval at the lead time)."""
+    forecast_in_charge: bool = False
+    """The last decision was the forecast's (false: the reactive HPA was in charge)."""
+    target: float = Field(gt=0, lt=1)
+    """The service level as a fraction (maxUnderProvisionedPercent / 100)."""
+    lead: int = Field(ge=1)
+    """Decision intervals until new capacity serves (lead time / sample interval, plus one)."""
+    scale: float = Field(ge=0)
+    """Typical size of the forecast error in units (one miss moves the margin by about scale / lead)."""
+    updated_at: datetime
+    """When the last interval was accounted."""
+    hours: list[CalibrationHour] = Field(default_factory=list, max_length=24)
+    """Counters of the last 24 hours (the source of the miss rate)."""
 
 
 class FinOpsPolicyStatus(ApiModel):
@@ -299,6 +342,8 @@ class FinOpsPolicyStatus(ApiModel):
     """Total number of cap violations."""
     prediction: PredictionStatus | None = None
     """Predictive scaling: the latest forecast and recommendation."""
+    calibration: CalibrationStatus | None = None
+    """Predictive scaling: the calibrated margin and the achieved miss rate (kept across fallbacks)."""
 
 
 class FinOpsPolicy(CustomResource):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -20,6 +20,7 @@ from finops_operator.planners.policy.predictive import (
     FORECAST_STEP,
     MODEL_NAMES,
     PredictionInput,
+    forecast_quantiles,
     horizon_steps,
 )
 from finops_operator.settings import Settings
@@ -36,6 +37,8 @@ class _Entry:
     fingerprint: str
     forecaster: Forecaster
     fitted_at: datetime
+    history_start: datetime
+    """First finite demand sample the forecaster was fitted on (how much history there is)."""
 
 
 class ForecasterCache:
@@ -73,6 +76,44 @@ def _series(url: str, query: str, start: datetime, end: datetime) -> pd.Series:
     return pd.concat(frames, axis=1).sum(axis=1, min_count=1).sort_index()
 
 
+def _current_demand(url: str, query: str) -> float | None:
+    """Demand now: what the last interval is judged on (several series are summed); None without a
+    current sample."""
+    samples = prometheus.query(url, query)
+    return sum(s.value for s in samples) if samples else None
+
+
+def refit_forecaster(
+    spec: PredictiveScaling,
+    fingerprint: str,
+    history: pd.Series,
+    entry: _Entry | None,
+    *,
+    now: datetime,
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+) -> _Entry:
+    """Fit anew on the whole history. A failed periodic refit keeps the last good forecaster (updated,
+    retried after REFIT_EVERY), as the replay does; under new settings there is nothing to keep, so
+    the failure is the policy's ModelFailed."""
+    config = ForecastConfig(
+        model=MODEL_NAMES[spec.model],
+        step=pd.Timedelta(FORECAST_STEP),
+        min_history=pd.Timedelta(hours=spec.minimum_history_hours),
+        horizon=horizon_steps(spec),
+        select_horizon=min(horizon_steps(spec), 1 + spec.lead_time_minutes // 5),
+    )
+    try:
+        forecaster = Forecaster(config).fit(history, previous=entry.forecaster if entry else None)
+    except Exception as error:
+        if entry is None or entry.fingerprint != fingerprint:
+            raise
+        logger.warning("refit failed, keeping the %s forecaster: %r", entry.forecaster.model_name, error)
+        entry.forecaster.update(history)
+        return replace(entry, fitted_at=now)
+    logger.info("fitted %s on %d points of demand history", forecaster.model_name, len(history))
+    return _Entry(fingerprint, forecaster, now, history.dropna().index[0].to_pydatetime())
+
+
 def predict(
     *,
     operator_settings: Settings,
@@ -82,37 +123,45 @@ def predict(
     now: datetime,
     logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
 ) -> PredictionInput:
-    """A forecast for the policy's demand query, or the reason there is none."""
+    """A forecast and the current demand for the policy's demand query, or why there are none.
+
+    Prometheus failures are ``metrics_error``; anything the forecaster raises (a refused model, a
+    statsmodels failure) is ``model_error``: the planner hands back to the reactive HPA either way.
+    """
+    interval = operator_settings.sample_interval_seconds
     if operator_settings.prometheus_url is None or not spec.demand_query:
-        return PredictionInput(computed_at=now, metrics_error="no Prometheus URL configured")
+        return PredictionInput(now, interval, metrics_error="no Prometheus URL configured")
     url = str(operator_settings.prometheus_url)
     fingerprint = _fingerprint(spec)
     entry = cache.get(key)
+    refit = entry is None or entry.fingerprint != fingerprint or now - entry.fitted_at >= REFIT_EVERY
     try:
-        if entry is None or entry.fingerprint != fingerprint or now - entry.fitted_at >= REFIT_EVERY:
+        observed = _current_demand(url, spec.demand_query)
+        if entry is None or refit:
             history = _series(url, spec.demand_query, now - HISTORY, now)
-            config = ForecastConfig(
-                model=MODEL_NAMES[spec.model],
-                step=pd.Timedelta(FORECAST_STEP),
-                min_history=pd.Timedelta(hours=spec.minimum_history_hours),
-                horizon=horizon_steps(spec),
-                select_horizon=min(horizon_steps(spec), 1 + spec.lead_time_minutes // 5),
-            )
-            forecaster = Forecaster(config).fit(history, previous=entry.forecaster if entry else None)
-            entry = _Entry(fingerprint, forecaster, now)
-            cache.put(key, entry)
-            logger.info("fitted %s on %d points of demand history", forecaster.model_name, len(history))
         else:
             last = entry.forecaster.last_timestamp
             start = last.to_pydatetime() if last is not None else now - HISTORY
-            fresh = _series(url, spec.demand_query, start, now)
-            if not fresh.empty:
-                entry.forecaster.update(fresh)
-        forecast = entry.forecaster.forecast(horizon_steps(spec), quantiles=(0.5, spec.quantile))
-    except InsufficientHistoryError as error:
-        return PredictionInput(computed_at=now, insufficient_history=str(error))
+            history = _series(url, spec.demand_query, start, now)
     except prometheus.PrometheusError as error:
-        return PredictionInput(computed_at=now, metrics_error=str(error))
-    except ForecastError as error:
-        return PredictionInput(computed_at=now, metrics_error=f"forecast failed: {error}")
-    return PredictionInput(computed_at=now, forecast=forecast)
+        return PredictionInput(now, interval, metrics_error=str(error))
+    try:
+        if entry is None or refit:
+            entry = refit_forecaster(spec, fingerprint, history, entry, now=now, logger=logger)
+            cache.put(key, entry)
+        elif not history.empty:
+            entry.forecaster.update(history)
+        forecast = entry.forecaster.forecast(horizon_steps(spec), quantiles=forecast_quantiles(spec))
+    except InsufficientHistoryError as error:
+        return PredictionInput(now, interval, observed_demand=observed, insufficient_history=str(error))
+    except Exception as error:  # any model failure degrades to the reactive HPA, never the reconcile
+        logger.warning("forecaster failed: %r", error)
+        reason = error.reason if isinstance(error, ForecastError) else f"{type(error).__name__}: {error}"
+        return PredictionInput(now, interval, observed_demand=observed, model_error=reason)
+    return PredictionInput(
+        now,
+        interval,
+        forecast=forecast,
+        observed_demand=observed,
+        history_seconds=(now - entry.history_start).total_seconds(),
+    )

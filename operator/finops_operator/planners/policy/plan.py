@@ -34,11 +34,12 @@ from finops_operator.planners.policy.idle import plan_idle_all
 from finops_operator.planners.policy.ledger import Ledger, LedgerPod, advance_ledger
 from finops_operator.planners.policy.observation import DeploymentFacts, PolicyObservation
 from finops_operator.planners.policy.predictive import (
-    Recommendation,
+    PredictiveDecision,
+    calibration_status,
+    decide,
     prediction_condition,
     prediction_status,
     projected_exhaustion,
-    recommend,
 )
 from finops_operator.planners.policy.window import InvalidTimeZoneError, window_bounds
 
@@ -156,13 +157,21 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
     violations = [v for d in governed for v in cap_violations(d.name, spec, d.template)]
     events.extend(new_violation_events(policy, spec, violations, previous.violations))
 
-    recommendation = _recommend(spec, observation, governed, assessment.gpu_hours_remaining, now)
-    floor = recommendation.replicas if recommendation else None
+    decision = _decide_prediction(spec, observation, governed, assessment.gpu_hours_remaining, now)
+    minimum = spec.auto_scale.min_replicas if spec.auto_scale else 1
     hpas = plan_hpas(
         policy,
         observation.namespace,
         spec,
-        targets=[BoundsTarget(d.name, observation.uid, d.annotations, floor) for d in governed],
+        targets=[
+            BoundsTarget(
+                d.name,
+                observation.uid,
+                d.annotations,
+                decision.floor(current=d.replicas, minimum=minimum) if decision else None,
+            )
+            for d in governed
+        ],
         existing=observation.hpas,
         budget_exhausted=assessment.exceeded,
     )
@@ -172,7 +181,7 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
     status.violation_count = len(violations)
     status.window_start, status.window_end = window_start, window_end
     _record_ledger(status, previous, ledger, assessment)
-    _record_prediction(status, spec, observation, recommendation, governed)
+    _record_prediction(status, spec, observation, decision=decision, governed=governed, now=now)
     status.thresholds_notified = sorted({*already, *crossed})
     status.governed_workloads = len(governed)
     status.idle_workloads = len(idle.idle_names)
@@ -200,7 +209,7 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
             metrics_missing=idle.metrics_missing,
             foreign_hpas=hpas.foreign,
         )
-        + optional(prediction_condition(spec.predictive_scaling, observation.prediction, recommendation)),
+        + optional(prediction_condition(spec.predictive_scaling, decision, minimum=minimum, now=now)),
         observation.generation,
         now,
     )
@@ -268,22 +277,22 @@ def _gpus_per_replica(governed: Sequence[DeploymentFacts]) -> int:
     return max((d.gpus_per_pod for d in governed), default=0)
 
 
-def _recommend(
+def _decide_prediction(
     spec: FinOpsPolicySpec,
     observation: PolicyObservation,
     governed: Sequence[DeploymentFacts],
     remaining_gpu_hours: float | None,
     now: datetime,
-) -> Recommendation | None:
-    settings, prediction = spec.predictive_scaling, observation.prediction
+) -> PredictiveDecision | None:
+    settings = spec.predictive_scaling
     if settings is None or not settings.enabled or spec.auto_scale is None:
         return None
-    if prediction is None or prediction.forecast is None:
-        return None
-    return recommend(
+    return decide(
         settings,
-        prediction.forecast,
+        observation.prediction,
+        observation.current_status.calibration,
         bounds=(spec.auto_scale.min_replicas, spec.auto_scale.max_replicas),
+        ready_replicas=min((d.ready_replicas for d in governed), default=None),
         gpus_per_replica=_gpus_per_replica(governed),
         remaining_gpu_hours=remaining_gpu_hours,
         now=now,
@@ -294,22 +303,28 @@ def _record_prediction(
     status: FinOpsPolicyStatus,
     spec: FinOpsPolicySpec,
     observation: PolicyObservation,
-    recommendation: Recommendation | None,
+    *,
+    decision: PredictiveDecision | None,
     governed: Sequence[DeploymentFacts],
+    now: datetime,
 ) -> None:
-    """Prediction figures, and the budget projection from the forecast rather than the burn rate."""
+    """Prediction figures and calibration, and the budget projection from the forecast rather than the
+    burn rate. The calibration outlives a fallback: it is only dropped with predictive scaling."""
     prediction, settings = observation.prediction, spec.predictive_scaling
-    if prediction is None or settings is None or recommendation is None or prediction.forecast is None:
+    status.calibration = calibration_status(decision, now) if decision else None
+    if prediction is None or settings is None or decision is None or prediction.forecast is None:
         status.prediction = None
         return
-    status.prediction = prediction_status(prediction, recommendation, None)
+    status.prediction = prediction_status(prediction, decision)
     limits = spec.cost_limits
     if limits is not None and limits.daily_gpu_hours is not None and settings.target_per_replica:
         projected = projected_exhaustion(
             prediction.forecast,
             target_per_replica=settings.target_per_replica,
             gpus_per_replica=_gpus_per_replica(governed) * max(len(governed), 1),
-            replicas_floor=recommendation.replicas,
+            replicas_floor=decision.floor(
+                current=0, minimum=spec.auto_scale.min_replicas if spec.auto_scale else 1
+            ),
             used_gpu_hours=status.gpu_hours_used,
             limit_gpu_hours=limits.daily_gpu_hours,
         )

@@ -167,7 +167,7 @@ def observed(
         *(node_manifest(node) for node in site_nodes(SITES, 2)),
         fleet(EDGE, FLEET, SITES, "v1", **FLEET_ROLLOUT),
         deployment("obs-predict", "chat", 1, gpus=1),
-        predictive_policy("obs-predict", "obs"),
+        predictive_policy("obs-predict", 'sum(demand_rps{service="obs"})'),
         {
             "apiVersion": "finops.dev/v1alpha1",
             "kind": "SovereignRegion",

@@ -83,8 +83,16 @@ def test_in_force_once_both_objects_exist_and_settled() -> None:
 def test_a_fleet_is_acted_on_only_when_written_under_the_check(
     written: datetime | None, since: datetime | None, held: str | None
 ) -> None:
-    why = author_unchecked(written, since)
+    why = author_unchecked(written, since, now=T0 + timedelta(hours=2))
     assert why is None if held is None else (why is not None and held in why)
+
+
+@pytest.mark.parametrize("written", [None, T0 - timedelta(seconds=1), T0 + timedelta(seconds=1)])
+def test_nobody_is_told_to_reapply_before_a_reapply_would_be_trusted(written: datetime | None) -> None:
+    """While the check settles, a re-applied spec is still untrusted: the fleet waits for the check
+    instead of asking for a re-apply that would not count."""
+    why = author_unchecked(written, T0 + SETTLE, now=T0 + timedelta(seconds=1))
+    assert why is not None and "not in force" in why and "re-apply" not in why
 
 
 def test_spec_written_is_the_latest_spec_write_not_metadata_or_status() -> None:
@@ -146,7 +154,9 @@ def test_an_unchecked_fleet_is_reported_and_nothing_but_the_check_is_written() -
     assert len(held.intents) == 2
 
     old = plan_fleet(
-        spec, FleetObservation(**base, author_check=observed_check(T0), spec_written=T0 - SETTLE), T0
+        spec,
+        FleetObservation(**base, author_check=observed_check(T0), spec_written=T0 - SETTLE),
+        T0 + SETTLE,
     )
     assert not old.intents and "re-apply" in (find(old.status.conditions, "Ready") or ready).message
 

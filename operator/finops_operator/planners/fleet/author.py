@@ -81,9 +81,14 @@ def spec_written_at(managed_fields: Sequence[Mapping[str, Any]]) -> datetime | N
     return max(times) if times else None
 
 
-def author_unchecked(spec_written: datetime | None, check_since: datetime | None) -> str | None:
-    """Why the fleet must not be acted on yet, or None when its author passed the check."""
-    if check_since is None:
+def author_unchecked(
+    spec_written: datetime | None, check_since: datetime | None, now: datetime
+) -> str | None:
+    """Why the fleet must not be acted on yet, or None when its author passed the check. Until the
+    check has settled (``now`` before ``check_since``) it is reported as not in force: a spec
+    re-applied in that window would still be untrusted, so nobody is told to re-apply before a
+    re-apply counts."""
+    if check_since is None or now < check_since:
         return (
             f"the EdgeFleet author check (ValidatingAdmissionPolicy {AUTHOR_CHECK_NAME}) is not in "
             "force yet; site Deployments wait for it"

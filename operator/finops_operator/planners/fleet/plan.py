@@ -36,7 +36,7 @@ def plan_fleet(spec: EdgeFleetSpec, observed: FleetObservation, now: datetime) -
     was not checked (``author.py``): its existing Deployments are left as they are. A revision a
     ModelReleaseGate refuses is never started (see :func:`gate_refused`)."""
     author_check = tuple(ApplyManifest(m) for m in stale_author_check(observed.author_check))
-    unchecked = author_unchecked(observed.spec_written, in_force_since(observed.author_check))
+    unchecked = author_unchecked(observed.spec_written, in_force_since(observed.author_check), now)
     if unchecked is not None:
         held = invalid_spec(
             observed.current_status,

@@ -52,6 +52,16 @@ def application(repo_url: str) -> dict[str, Any]:
     }
 
 
+def our_samples() -> list[dict[str, Any]]:
+    """The finops.dev objects of samples/ (not the namespaces and workloads around them)."""
+    return [
+        document
+        for path in sorted((REPO / "samples").glob("*.yaml"))
+        for document in yaml.safe_load_all(path.read_text())
+        if document and str(document.get("apiVersion", "")).startswith("finops.dev/")
+    ]
+
+
 @pytest.fixture
 def stack(kube: Kube, tmp_path: Path) -> Iterator[tuple[GitRepo, ArgoCD, OperatorProcess]]:
     with (
@@ -59,6 +69,16 @@ def stack(kube: Kube, tmp_path: Path) -> Iterator[tuple[GitRepo, ArgoCD, Operato
         running_operator(kube, tmp_path, "--sample-interval", "1") as operator,
     ):
         try:
+            # As on a fresh GitOps install, Argo CD creates our objects: an earlier test (test_api)
+            # may have applied the samples with kubectl, which would then own their spec.
+            kube.kubectl(
+                "delete",
+                "--ignore-not-found",
+                "--wait=true",
+                "-f",
+                "-",
+                stdin=yaml.safe_dump_all(our_samples()),
+            )
             with running_argocd(kube, tmp_path) as argocd:
                 kube.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(application(repo.url)))
                 yield repo, argocd, operator

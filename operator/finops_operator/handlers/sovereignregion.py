@@ -34,6 +34,7 @@ from finops_operator.handlers.apply import apply_plan
 from finops_operator.handlers.execution import read_status, reconcile_in_thread
 from finops_operator.handlers.status import RecentWrites
 from finops_operator.kube import KubeClient
+from finops_operator.planners import admissionpolicy
 from finops_operator.planners.sovereignty import (
     AdmissionReview,
     ClusterNode,
@@ -47,7 +48,6 @@ from finops_operator.planners.sovereignty import (
     plan_admission,
     plan_sovereignty,
     resolve_namespace_bindings,
-    vap,
 )
 from finops_operator.settings import Settings
 from finops_operator.workloads.owners import workload_owner
@@ -250,7 +250,7 @@ def _register_indexes(registry: kopf.OperatorRegistry) -> None:
         topology = {k: v for k, v in labels.items() if k.endswith(("/region", "/zone", "/hostname"))}
         return {name: PvFacts(name, topology, spec.get("nodeAffinity"))}
 
-    managed = {vap.MANAGED_BY_LABEL: vap.MANAGED_BY}
+    managed = {admissionpolicy.MANAGED_BY_LABEL: admissionpolicy.MANAGED_BY}
     for plural, kind in (
         ("validatingadmissionpolicies", "ValidatingAdmissionPolicy"),
         ("validatingadmissionpolicybindings", "ValidatingAdmissionPolicyBinding"),
@@ -294,7 +294,7 @@ def _register_admission_policy_index(
         registry=registry,
     )
     def index(*, name: str, annotations: Mapping[str, str], **_: Any) -> dict[tuple[str, str], str]:
-        return {(kind, name): annotations.get(vap.HASH_ANNOTATION, "")}
+        return {(kind, name): annotations.get(admissionpolicy.HASH_ANNOTATION, "")}
 
 
 def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -> None:

@@ -23,6 +23,7 @@ from finops_operator.api.sovereignregion import (
     SovereignRegionStatus,
     SovereigntyViolation,
 )
+from finops_operator.planners import admissionpolicy
 from finops_operator.planners.plan import (
     ApplyManifest,
     Event,
@@ -105,7 +106,7 @@ def admission_objects(spec: SovereignRegionSpec, observed: SovereigntyObservatio
         ApplyManifest(obj)
         for obj in (policy, binding)
         if observed.admission_hashes.get((obj["kind"], obj["metadata"]["name"]))
-        != obj["metadata"]["annotations"][vap.HASH_ANNOTATION]
+        != obj["metadata"]["annotations"][admissionpolicy.HASH_ANNOTATION]
     ]
 
 

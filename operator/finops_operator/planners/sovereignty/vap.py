@@ -18,8 +18,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from finops_operator.api.common import GPU_PRODUCT_LABEL, EnforcementMode, LabelSelector
+from finops_operator.api.common import GPU_PRODUCT_LABEL, LabelSelector
 from finops_operator.api.sovereignregion import SovereignRegionSpec
+from finops_operator.planners.admissionpolicy import (
+    API_VERSION,
+    HASH_ANNOTATION,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    MAX_NAME,
+    RESOURCE_RULES,
+    VALIDATION_ACTIONS,
+)
 from finops_operator.planners.sovereignty.facts import ClusterNode, Rule
 from finops_operator.planners.sovereignty.region import (
     effective_node_selector,
@@ -27,39 +36,10 @@ from finops_operator.planners.sovereignty.region import (
     selector_text,
 )
 
-API_VERSION = "admissionregistration.k8s.io/v1"
 NAME_PREFIX = "finops-sovereignty-"
-MAX_NAME = 253
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY = "finops-operator"
 REGION_OBJECT_LABEL = "finops.dev/sovereign-region"
-HASH_ANNOTATION = "finops.dev/spec-hash"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 MAX_EXCLUDED_NAMESPACES = 1000
-
-VALIDATION_ACTIONS: Mapping[EnforcementMode, tuple[str, ...]] = {
-    EnforcementMode.ENFORCE: ("Deny",),
-    EnforcementMode.WARN: ("Warn",),
-    EnforcementMode.DRY_RUN: ("Audit",),
-}
-"""Enforce denies, Warn returns a warning to the client, DryRun only writes audit annotations."""
-
-RESOURCE_RULES: tuple[dict[str, Any], ...] = (
-    # A pod's placement and labels are fixed once created: judged on CREATE only.
-    {"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"], "operations": ["CREATE"]},
-    {
-        "apiGroups": ["apps"],
-        "apiVersions": ["v1"],
-        "resources": ["deployments", "statefulsets", "daemonsets"],
-        "operations": ["CREATE", "UPDATE"],
-    },
-    {
-        "apiGroups": ["batch"],
-        "apiVersions": ["v1"],
-        "resources": ["jobs", "cronjobs"],
-        "operations": ["CREATE", "UPDATE"],
-    },
-)
 
 _TERMS = "variables.tmpl.spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
 VARIABLES: tuple[dict[str, str], ...] = (

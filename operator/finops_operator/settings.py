@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     webhook_cert_dir: Path | None = None
     """Directory with tls.crt and tls.key (and ca.crt); generated there when missing and reused on the
     next start. Unset: generated into a temporary directory removed when the operator exits (local only)."""
+    webhook_cert_secret: str | None = None
+    """A kubernetes.io/tls Secret in the operator's namespace that every replica serves the same
+    certificate from (so the caBundle any replica writes is trusted for all of them): created by
+    the first replica to start when webhook_cert_dir holds no certificate, read by the others.
+    Unset: each process makes its own (one replica only)."""
     webhook_service: str | None = None
     """Service name/namespace ("name.namespace") the API server reaches the webhook through; unset uses
     the host/port URL, which only works for a local API server."""
@@ -49,6 +54,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: int = Field(default=3, ge=1, le=10)
     """How long the API server waits for an answer before the failure policy applies: a hung
     operator delays a create in a namespace it serves by at most this long (Gatekeeper uses 3)."""
+    webhook_exempt_namespaces: list[str] = Field(default_factory=list)
+    """Namespaces the webhooks are never called for, beyond kube-system, kube-node-lease, kube-public
+    and the operator's own (a JSON list, as FINOPS_NAMESPACES)."""
     operator_namespace: str | None = None
     """The namespace the operator runs in (in a cluster, from the downward API): never called for
     admission there, so the operator's own pods never wait on it. Defaults to webhook_service's."""
@@ -74,6 +82,8 @@ class Settings(BaseSettings):
     def _webhook_needs_a_route(self) -> Settings:
         if self.webhook_enabled and self.webhook_service and "." not in self.webhook_service:
             raise ValueError("webhook_service must be 'name.namespace'")
+        if self.webhook_cert_secret and not self.own_namespace:
+            raise ValueError("webhook_cert_secret needs operator_namespace (the Secret lives there)")
         if self.leader_election and not self.own_namespace:
             raise ValueError("leader_election needs operator_namespace (the Lease lives there)")
         return self

@@ -17,8 +17,12 @@ from typing import Any
 import kopf
 
 from finops_operator.certificates import WebhookCertificate, make_webhook_certificate
+from finops_operator.kube import ApiException, KubeClient
 from finops_operator.planners.admission import Endpoint, Scope
 from finops_operator.settings import Settings
+
+CERTIFICATE_KEYS = ("ca.crt", "tls.crt", "tls.key")
+"""The keys of the shared Secret, as cert-manager names them (the files a mounted TLS Secret has)."""
 
 SCOPES: tuple[tuple[str, Scope], ...] = (
     ("sovereignty-", Scope.REGION_BOUND),
@@ -32,19 +36,72 @@ start-up error: it would otherwise be registered for no namespace, or for all of
 def certificate_files(
     settings: Settings, hosts: tuple[str, ...], scratch: contextlib.ExitStack
 ) -> WebhookCertificate:
-    """The files in webhook_cert_dir when present (tls.crt, tls.key, and ca.crt if there), else a
-    fresh certificate: written into webhook_cert_dir, where the next start finds it again, or, with no
-    directory configured, into a private temporary directory that ``scratch`` removes when the
-    operator exits."""
+    """The files in webhook_cert_dir when present (tls.crt, tls.key, and ca.crt if there), else the
+    shared Secret's (webhook_cert_secret, made by the first replica), else a fresh certificate:
+    written into webhook_cert_dir, where the next start finds it again, or, with no directory
+    configured, into a private temporary directory that ``scratch`` removes when the operator exits."""
     directory = settings.webhook_cert_dir
     if directory is not None and (directory / "tls.crt").is_file() and (directory / "tls.key").is_file():
         ca = directory / "ca.crt"
         return WebhookCertificate(
             ca if ca.is_file() else directory / "tls.crt", directory / "tls.crt", directory / "tls.key"
         )
-    if directory is None:
+    if directory is None or settings.webhook_cert_secret:
         directory = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="finops-webhook-")))
+    if settings.webhook_cert_secret and settings.own_namespace:
+        return shared_certificate(
+            KubeClient.from_environment(),
+            settings.own_namespace,
+            settings.webhook_cert_secret,
+            hosts,
+            directory,
+        )
     return make_webhook_certificate(directory, hosts)
+
+
+def shared_certificate(
+    kube: KubeClient, namespace: str, name: str, hosts: tuple[str, ...], directory: Path
+) -> WebhookCertificate:
+    """The certificate in Secret ``namespace/name``, written into ``directory``; made and created there
+    first when there is none. Creating is the election: of replicas starting together exactly one
+    create succeeds and the others (409) read what it stored, so all of them serve one CA and the
+    caBundle is the same whichever replica writes the configurations."""
+    secret = kube.get("v1", "Secret", namespace, name)
+    if secret is None:
+        made = make_webhook_certificate(directory, hosts)
+        try:
+            kube.create(tls_secret(namespace, name, made))
+            return made
+        except ApiException as error:
+            if error.status != 409:
+                raise
+        secret = kube.get("v1", "Secret", namespace, name)
+    data = (secret or {}).get("data") or {}
+    missing = [key for key in CERTIFICATE_KEYS if key not in data]
+    if missing:
+        raise ValueError(f"Secret {namespace}/{name} lacks {', '.join(missing)}")
+    directory.mkdir(parents=True, exist_ok=True)
+    for key in CERTIFICATE_KEYS:
+        path = directory / key
+        path.write_bytes(base64.b64decode(data[key]))
+        path.chmod(0o600)
+    return WebhookCertificate(directory / "ca.crt", directory / "tls.crt", directory / "tls.key")
+
+
+def tls_secret(namespace: str, name: str, files: WebhookCertificate) -> dict[str, Any]:
+    """A kubernetes.io/tls Secret holding ``files`` (and the CA, as ca.crt)."""
+    paths = dict(zip(CERTIFICATE_KEYS, (files.ca_path, files.cert_path, files.key_path), strict=True))
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": "finops-operator"},
+        },
+        "data": {key: base64.b64encode(path.read_bytes()).decode() for key, path in paths.items()},
+    }
 
 
 def build_server(

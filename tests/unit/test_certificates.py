@@ -3,6 +3,7 @@ temporary directory (issue 10 item 6)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ssl
 import tempfile
@@ -12,7 +13,7 @@ import pytest
 
 from finops_operator import certificates
 from finops_operator.settings import Settings
-from finops_operator.webhooks import certificate_files
+from finops_operator.webhooks import certificate_files, tls_secret
 
 HOSTS = ("127.0.0.1", "finops-operator.finops-system.svc")
 
@@ -53,3 +54,12 @@ def test_a_configured_directory_is_filled_once_and_reused(private_tmp: Path, tmp
     assert first.cert_path.read_bytes() == second.cert_path.read_bytes()  # reused, not regenerated
     assert sorted(p.name for p in directory.iterdir()) == ["ca.crt", "tls.crt", "tls.key"]
     assert [p for p in private_tmp.iterdir() if p.name.startswith("finops-webhook-")] == []
+
+
+def test_the_shared_secret_carries_the_files_a_replica_serves(tmp_path: Path) -> None:
+    """What the first replica stores is what every other replica writes back out and serves."""
+    made = certificates.make_webhook_certificate(tmp_path / "made", HOSTS)
+    secret = tls_secret("finops-system", "finops-webhook-tls", made)
+    assert secret["type"] == "kubernetes.io/tls"
+    assert sorted(secret["data"]) == ["ca.crt", "tls.crt", "tls.key"]
+    assert base64.b64decode(secret["data"]["tls.key"]) == made.key_path.read_bytes()

@@ -14,6 +14,7 @@ from finops_operator.planners.admission import (
     Endpoint,
     Scope,
     desired_configurations,
+    exempt_namespaces,
     plan_webhook_configurations,
 )
 from finops_operator.planners.labelselectors import selector_matches
@@ -103,3 +104,16 @@ def test_release_gate_webhooks_are_called_only_where_a_gate_selects() -> None:
     ).values()
     assert called(validating, "serving")
     assert not called(validating, "ai") and not called(validating, "kube-system")
+
+
+def test_namespaces_the_installation_excludes_are_never_called() -> None:
+    """FINOPS_WEBHOOK_EXEMPT_NAMESPACES (the chart's admission.excludeNamespaces) adds to the
+    namespaces that are always exempt, as the operator's own namespace does."""
+    exempt = exempt_namespaces("finops-system", ["eu-team"])
+    assert exempt >= {"kube-system", "kube-public", "kube-node-lease", "finops-system", "eu-team"}
+    assert exempt_namespaces(None) == frozenset({"kube-system", "kube-public", "kube-node-lease"})
+    configs = desired_configurations(
+        observed(region_namespaces=frozenset({"eu-team", "eu-data"}), exempt_namespaces=exempt)
+    )
+    assert not called(configs[MUTATING], "eu-team")
+    assert called(configs[MUTATING], "eu-data")

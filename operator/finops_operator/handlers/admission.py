@@ -22,7 +22,6 @@ from finops_operator.handlers.apply import apply_intents
 from finops_operator.handlers.status import RecentWrites
 from finops_operator.kube import KubeClient
 from finops_operator.planners.admission import (
-    ALWAYS_EXEMPT,
     HASH_ANNOTATION,
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -30,6 +29,7 @@ from finops_operator.planners.admission import (
     VALIDATING,
     AdmissionObservation,
     Endpoint,
+    exempt_namespaces,
     plan_webhook_configurations,
 )
 from finops_operator.settings import Settings
@@ -53,7 +53,7 @@ def register(
     client_config: Mapping[str, Any],
 ) -> None:
     """Index our configurations and re-plan them on every change of what scopes them."""
-    exempt = ALWAYS_EXEMPT | ({settings.own_namespace} if settings.own_namespace else set())
+    exempt = exempt_namespaces(settings.own_namespace, settings.webhook_exempt_namespaces)
     lock = asyncio.Lock()
 
     async def refresh(kwargs: Mapping[str, Any]) -> None:

@@ -10,8 +10,8 @@ a policy or a namespace changes:
 * sovereignty webhooks: the namespaces some SovereignRegion binds (conflicted ones too, where
   admission answers with a warning);
 * the FinOpsPolicy caps webhook: the namespaces that hold a FinOpsPolicy;
-* never: kube-system, kube-node-lease, kube-public, the operator's own namespace, or a namespace
-  labeled ``finops.dev/admission=disabled``.
+* never: kube-system, kube-node-lease, kube-public, the operator's own namespace, those named in
+  FINOPS_WEBHOOK_EXEMPT_NAMESPACES, or a namespace labeled ``finops.dev/admission=disabled``.
 
 A webhook with no namespace to serve keeps its entry with a selector that matches nothing, so the
 configuration's shape does not flap as the first region comes and the last goes.
@@ -82,6 +82,12 @@ class AdmissionObservation:
     exempt_namespaces: frozenset[str] = ALWAYS_EXEMPT
     applied_hashes: Mapping[str, str] = field(default_factory=dict)
     """Kind (MUTATING / VALIDATING) -> the hash annotation of our configuration in the cluster."""
+
+
+def exempt_namespaces(own_namespace: str | None, extra: Iterable[str] = ()) -> frozenset[str]:
+    """Where the webhooks are never called: the kube-* namespaces, the operator's own (its pods must
+    never wait on it) and any the installation names."""
+    return ALWAYS_EXEMPT | frozenset(extra) | ({own_namespace} if own_namespace else frozenset())
 
 
 def webhook_name(endpoint_id: str) -> str:

@@ -52,6 +52,8 @@ MUST = [
     ],
     ("list", "customresourcedefinitions.apiextensions.k8s.io", ()),
     *[(verb, "leases.coordination.k8s.io", OWN) for verb in ("get", "create", "update")],
+    # The first replica stores the shared webhook certificate in its own namespace.
+    ("create", "secrets", OWN),
 ]
 
 MUST_NOT = [
@@ -60,6 +62,8 @@ MUST_NOT = [
     ("watch", "secrets", ALL),
     ("list", "secrets", TENANT),
     *[(verb, "secrets", TENANT) for verb in ("create", "update", "patch", "delete")],
+    # The shared certificate's Secret is made once and never rewritten or removed by the operator.
+    *[(verb, "secrets", OWN) for verb in ("update", "patch", "delete", "list")],
     # No way into a pod or around the scheduler.
     *[("create", sub, TENANT) for sub in ("pods/exec", "pods/attach", "pods/portforward")],
     ("get", "pods/exec", TENANT),

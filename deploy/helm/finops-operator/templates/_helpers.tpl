@@ -43,3 +43,19 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "finops-operator.certManager" -}}
 {{- if and .Values.admission.enabled (eq .Values.admission.certificates.source "certManager") -}}true{{- end -}}
 {{- end -}}
+
+
+{{/* The Secret with the webhook's serving certificate, shared by every replica. */}}
+{{- define "finops-operator.webhookSecret" -}}
+{{- .Values.admission.certificates.secretName -}}
+{{- end -}}
+
+{{/* Rules across values, which the schema cannot explain in its messages. */}}
+{{- define "finops-operator.validate" -}}
+{{- if and (not .Values.leaderElection.enabled) (gt (int .Values.replicaCount) 1) -}}
+{{- fail (printf "replicaCount %v needs leaderElection.enabled=true: without the Lease every replica would reconcile and write" .Values.replicaCount) -}}
+{{- end -}}
+{{- if and .Values.podDisruptionBudget.enabled (le (int .Values.replicaCount) (int .Values.podDisruptionBudget.minAvailable)) -}}
+{{- fail (printf "podDisruptionBudget.minAvailable %v with replicaCount %v would block every node drain: raise replicaCount or set podDisruptionBudget.enabled=false" .Values.podDisruptionBudget.minAvailable .Values.replicaCount) -}}
+{{- end -}}
+{{- end -}}

@@ -5,6 +5,7 @@ says, CRDs and custom resources surviving the uninstall."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from tests.helm import CHART, helm, integration_crds, render, set_args
-from tests.kube import Kube, eventually
+from tests.kube import REPO, Kube, eventually
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -21,7 +22,12 @@ NON_DEFAULT = {
     "rbac.scope": "namespaces",
     "rbac.namespaces": ["helm-team-a", "helm-team-b"],
     "admission.failurePolicy": "Ignore",
+    "admission.timeoutSeconds": 5,
+    "admission.excludeNamespaces": ["helm-legacy"],
     "admission.certificates.source": "certManager",
+    "replicaCount": 3,
+    "podDisruptionBudget.minAvailable": 2,
+    "leaderElection.leaseName": "finops-lease",
     "prometheus.url": "http://prometheus.monitoring:9090",
     "prometheus.gpuUtilizationQuery": "avg by (exported_namespace, exported_pod) "
     '(DCGM_FI_DEV_GPU_UTIL{exported_namespace="$namespace"})',
@@ -85,8 +91,23 @@ def test_non_default_render_passes_a_server_side_dry_run(cluster: Kube) -> None:
         "servicemonitor.monitoring.coreos.com/finops-operator serverside-applied",
         "prometheusrule.monitoring.coreos.com/finops-operator serverside-applied",
         "configmap/finops-operator-dashboard serverside-applied",
+        "poddisruptionbudget.policy/finops-operator serverside-applied",
     ):
         assert expected in out
+
+
+def test_kustomize_cert_manager_component_passes_a_server_side_dry_run(cluster: Kube, tmp_path: Path) -> None:
+    """deploy/components/cert-manager on the base, as a user's overlay includes it (kustomize cannot
+    have the overlay inside the base), against cert-manager's real CRDs."""
+    relative = Path(os.path.relpath(REPO / "deploy", tmp_path))
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {"resources": [str(relative)], "components": [str(relative / "components/cert-manager")]}
+        )
+    )
+    out = server_dry_run(cluster, cluster.kubectl("kustomize", str(tmp_path)))
+    assert "certificate.cert-manager.io/finops-operator-webhook serverside-applied" in out
+    assert "deployment.apps/finops-operator serverside-applied" in out
 
 
 def test_bad_objects_are_refused_by_the_server(cluster: Kube) -> None:
@@ -158,10 +179,10 @@ def test_install_upgrade_uninstall(cluster: Kube, helm_env: dict[str, str]) -> N
     eventually(
         lambda: (
             cluster.get_json("deployment", "finops-operator", "-n", NAMESPACE)["status"].get("readyReplicas")
-            == 1
+            == 2
         ),
         timeout=60,
-        what="the operator Deployment to be ready (kwok runs the pod)",
+        what="both operator replicas to be ready (kwok runs the pods)",
     )
 
     cluster.kubectl("create", "namespace", "helm-survivor", check=False)
@@ -204,7 +225,7 @@ def test_install_upgrade_uninstall(cluster: Kube, helm_env: dict[str, str]) -> N
     assert "These resources were kept due to the resource policy" in out
     assert not cluster.kubectl(
         "get",
-        "deployment,serviceaccount,service",
+        "deployment,serviceaccount,service,poddisruptionbudget",
         "-n",
         NAMESPACE,
         "-l",

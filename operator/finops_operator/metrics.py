@@ -134,6 +134,7 @@ def forget_policy(namespace: str, policy: str) -> None:
             gauge.remove(namespace, policy)
     _record_alert_routes(namespace, policy, {})
     record_prediction(namespace, policy, peak=None, replicas=None, mae=None)
+    record_demand(namespace, policy, observed=None, forecast=None)
 
 
 def serve(port: int, addr: str = "0.0.0.0", registry: CollectorRegistry = REGISTRY) -> None:
@@ -270,6 +271,44 @@ DEMAND_FORECAST_MAE = Gauge(
     ["namespace", "policy"],
 )
 PREDICTION_GAUGES = (DEMAND_FORECAST_PEAK, PREDICTED_REPLICAS, DEMAND_FORECAST_MAE)
+
+
+DEMAND_OBSERVED = Gauge(
+    "finops_demand_observed",
+    "Demand now, as the policy's spec.predictiveScaling.demandQuery answers it (several series "
+    "summed): what the forecast is judged on. Labels: namespace, policy.",
+    ["namespace", "policy"],
+)
+DEMAND_FORECAST = Gauge(
+    "finops_demand_forecast",
+    "The forecaster's demand forecast for its next step (at most 5 minutes ahead), in the demand "
+    "query's units: bound=plan is the mean, lower and upper its 80 % interval (the 10 % and 90 % "
+    "quantiles). Labels: namespace, policy, bound.",
+    ["namespace", "policy", "bound"],
+)
+FORECAST_BOUNDS = ("lower", "plan", "upper")
+
+
+def record_demand(
+    namespace: str,
+    policy: str,
+    *,
+    observed: float | None,
+    forecast: tuple[float, float, float] | None,
+) -> None:
+    """Demand now and the next step's forecast (lower, plan, upper); None loses the series, so a
+    forecast that could not be made is never shown as current."""
+    if observed is None:
+        with contextlib.suppress(KeyError):
+            DEMAND_OBSERVED.remove(namespace, policy)
+    else:
+        DEMAND_OBSERVED.labels(namespace=namespace, policy=policy).set(observed)
+    for index, bound in enumerate(FORECAST_BOUNDS):
+        if forecast is None:
+            with contextlib.suppress(KeyError):
+                DEMAND_FORECAST.remove(namespace, policy, bound)
+        else:
+            DEMAND_FORECAST.labels(namespace=namespace, policy=policy, bound=bound).set(forecast[index])
 
 
 def record_prediction(

@@ -7,27 +7,33 @@ the predictive settings change. Runs in the policy's reconcile thread, never on 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import ParamSpec, cast
 
 import pandas as pd
 
+from finops_operator import metrics
 from finops_operator.api.finopspolicy import PredictiveScaling
 from finops_operator.planners.policy.predictive import (
     FORECAST_STEP,
     MODEL_NAMES,
+    UNIT_QUANTILES,
     PredictionInput,
     forecast_quantiles,
     horizon_steps,
 )
 from finops_operator.settings import Settings
 from finops_operator.telemetry import prometheus
-from forecasting import ForecastConfig, Forecaster, InsufficientHistoryError
+from forecasting import Forecast, ForecastConfig, Forecaster, InsufficientHistoryError
 from forecasting.errors import ForecastError
 
+P = ParamSpec("P")
 REFIT_EVERY = timedelta(hours=6)
 HISTORY = timedelta(days=14)
 
@@ -57,8 +63,10 @@ class ForecasterCache:
             self._entries[key] = entry
 
     def forget(self, key: tuple[str, str]) -> None:
+        """The policy no longer forecasts: its forecaster goes, and so do its demand series."""
         with self._lock:
             self._entries.pop(key, None)
+        metrics.record_demand(*key, observed=None, forecast=None)
 
 
 def _fingerprint(settings: PredictiveScaling) -> str:
@@ -114,6 +122,31 @@ def refit_forecaster(
     return _Entry(fingerprint, forecaster, now, history.dropna().index[0].to_pydatetime())
 
 
+def next_step(forecast: Forecast | None) -> tuple[float, float, float] | None:
+    """The forecast's first step as (lower, mean, upper) of its 80 % interval; None without one."""
+    if forecast is None or not len(forecast.mean):
+        return None
+    low, high = (float(forecast.quantiles[q][0]) for q in UNIT_QUANTILES)
+    return low, float(forecast.mean[0]), high
+
+
+def _exported(predictor: Callable[P, PredictionInput]) -> Callable[P, PredictionInput]:
+    """Export what each prediction saw (``finops_demand_observed``, ``finops_demand_forecast``), so a
+    dashboard can set the forecast beside what happened; nothing stale survives a failed forecast."""
+
+    @functools.wraps(predictor)
+    def predict_and_export(*args: P.args, **kwargs: P.kwargs) -> PredictionInput:
+        prediction = predictor(*args, **kwargs)
+        namespace, policy = cast("tuple[str, str]", kwargs["key"])
+        metrics.record_demand(
+            namespace, policy, observed=prediction.observed_demand, forecast=next_step(prediction.forecast)
+        )
+        return prediction
+
+    return predict_and_export
+
+
+@_exported
 def predict(
     *,
     operator_settings: Settings,

@@ -29,6 +29,7 @@ from grafana_foundation_sdk.builders import stat, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import (
     DataSourceRef,
+    DynamicConfigValue,
     VariableOption,
     VariableRefresh,
     VariableSort,
@@ -43,6 +44,7 @@ DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 
 # Selectors shared by the panels; $namespace_label is `namespace` or `exported_namespace`.
 POLICY = 'job=~"$job", $namespace_label=~"$namespace", policy=~"$policy"'
+FORECAST_POLICY = 'job=~"$job", $namespace_label=~"$namespace", policy=~"$forecast_policy"'
 FLEET = 'job=~"$job", $namespace_label=~"$namespace"'
 SECONDS_TO_UTC_MIDNIGHT = "86400 - time() % 86400"
 
@@ -63,6 +65,10 @@ class PanelSpec:
     unit: str = "short"
     kind: str = "timeseries"  # or "stat"
     width: int = 12
+    repeat: str | None = None
+    """A variable to repeat the panel for, one panel per value."""
+    band: tuple[str, str] | None = None
+    """(lower, upper) legends: the area between the two series is filled, their lines hidden."""
 
 
 ROWS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
@@ -206,6 +212,21 @@ ROWS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
                         "{{$namespace_label}}/{{policy}} backtest MAE",
                     ),
                 ),
+            ),
+            PanelSpec(
+                "Forecast vs observed demand: $forecast_policy",
+                "Does the demand each predictive policy observes stay within what its forecaster "
+                "expected? The forecast for the next step (at most 5 minutes ahead) with its 80 % "
+                "interval as a band, beside the demand its spec.predictiveScaling.demandQuery reads now; "
+                "one panel per policy that forecasts (pick one namespace when a policy name repeats).",
+                (
+                    Query(f"finops_demand_observed{{{FORECAST_POLICY}}}", "observed"),
+                    Query(f'finops_demand_forecast{{{FORECAST_POLICY}, bound="plan"}}', "forecast"),
+                    Query(f'finops_demand_forecast{{{FORECAST_POLICY}, bound="lower"}}', "80 % lower"),
+                    Query(f'finops_demand_forecast{{{FORECAST_POLICY}, bound="upper"}}', "80 % upper"),
+                ),
+                repeat="forecast_policy",
+                band=("80 % lower", "80 % upper"),
             ),
             PanelSpec(
                 "Predicted replica floor",
@@ -396,6 +417,12 @@ def variables() -> list[gd.CustomVariable | gd.QueryVariable | gd.DatasourceVari
         label_values(
             "region", "SovereignRegion", 'label_values(finops_sovereignty_violations{job=~"$job"}, region)'
         ),
+        label_values(
+            "forecast_policy",
+            "Forecasting policy",
+            'label_values(finops_demand_forecast{job=~"$job", $namespace_label=~"$namespace", '
+            'policy=~"$policy"}, policy)',
+        ),
     ]
 
 
@@ -406,6 +433,20 @@ def panel(spec: PanelSpec) -> timeseries.Panel | stat.Panel:
     for index, query in enumerate(spec.queries):
         target = gp.Dataquery().expr(query.expr).legend_format(query.legend).ref_id("ABCDEFGH"[index])
         built = built.with_target(target.instant() if spec.kind == "stat" else target.range())
+    if spec.repeat:
+        built = built.repeat(spec.repeat).repeat_direction("h")
+    if spec.band and isinstance(built, timeseries.Panel):
+        lower, upper = spec.band
+        hidden_line = DynamicConfigValue(id_val="custom.lineWidth", value=0)
+        built = built.override_by_name(lower, [hidden_line])
+        built = built.override_by_name(
+            upper,
+            [
+                hidden_line,
+                DynamicConfigValue(id_val="custom.fillBelowTo", value=lower),
+                DynamicConfigValue(id_val="custom.fillOpacity", value=20),
+            ],
+        )
     return built
 
 

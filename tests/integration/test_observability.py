@@ -232,6 +232,7 @@ def observed(
                     'finops_policy_alert_route{namespace="obs-budget", recipient_group="finops-team"}',
                     f'finops_edgefleet_rollbacks_total{{namespace="{EDGE}"}} >= 1',
                     'finops_prediction_recommended_replicas{namespace="obs-predict"}',
+                    'finops_demand_forecast{namespace="obs-predict", bound="upper"}',
                 ):
                     eventually(lambda expr=expr: prometheus.query(expr), timeout=90, what=expr)
                 time.sleep(5)  # a few more scrapes, so rates and projections have points to work on
@@ -328,6 +329,13 @@ def test_panels_show_what_the_operator_did(observed: PrometheusServer) -> None:
     assert [value for _, value in rollbacks] and all(value > 0 for _, value in rollbacks)
     floor = {labels["policy"]: value for labels, value in results("Predicted replica floor")}
     assert floor["forecast"] >= 1
+    forecast_panel = by_title["Forecast vs observed demand: $forecast_policy"]
+    observed_demand, plan, lower, upper = (
+        [value for _, value in observed.query(substitute(target["expr"], values))]
+        for target in forecast_panel["targets"]
+    )
+    assert observed_demand and plan and lower and upper
+    assert lower[0] <= plan[0] <= upper[0]  # the band is the forecast's own interval
     # Every kind that reconciles has a series: its errors, or 0 (the query's fallback), never no data.
     assert {labels["kind"] for labels, _ in results("Reconcile errors")} >= {"FinOpsPolicy", "EdgeFleet"}
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 ANNOTATION_PREVIOUS_REPLICAS = "finops.dev/previous-replicas"
 """The replica count before the operator scaled the workload down."""
 ANNOTATION_SCALED_BY = "finops.dev/scaled-by"
-"""``<policy>:<reason>`` of the scale-down, reason one of REASON_BUDGET, REASON_IDLE."""
+"""``<policy>:<reason>`` of the scale-down, reason one of REASON_BUDGET, REASON_IDLE, REASON_ANOMALY."""
 ANNOTATION_REPLICA_CAP = "finops.dev/replica-cap"
 """The replica ceiling a budget action set."""
 ANNOTATION_CAPPED_BY = "finops.dev/capped-by"
@@ -16,6 +16,7 @@ ANNOTATION_WAKE = "finops.dev/wake"
 """Set by a user to wake an idle-shut-down workload."""
 REASON_BUDGET = "budget"
 REASON_IDLE = "idle"
+REASON_ANOMALY = "anomaly"
 
 POLICY_SCALING_ANNOTATIONS = (ANNOTATION_SCALED_BY, ANNOTATION_REPLICA_CAP)
 """Either one present: a FinOpsPolicy decides this workload's replica count."""

@@ -90,7 +90,7 @@ def plan_idle(
     return IdleDecision(since, None, change, idle=True)
 
 
-def _mean_utilization(by_pod: Mapping[str, float] | None, pods: Sequence[LedgerPod]) -> float | None:
+def mean_utilization(by_pod: Mapping[str, float] | None, pods: Sequence[LedgerPod]) -> float | None:
     """Mean over the workload's running pods that have a sample; None without any evidence."""
     if by_pod is None:
         return None
@@ -123,7 +123,7 @@ def plan_idle_all(
     route = spec.alerting.idle_shutdown if spec.alerting else None
     verb = "would have" if spec.enforcement_mode == EnforcementMode.DRY_RUN else "would have (Warn mode)"
     for deployment in governed:
-        usage = _mean_utilization(observation.pod_utilization, pods_by_workload.get(deployment.name, ()))
+        usage = mean_utilization(observation.pod_utilization, pods_by_workload.get(deployment.name, ()))
         if observation.pod_utilization is not None and usage is None and deployment.replicas > 0:
             outcome.metrics_missing.append(deployment.name)
         before = previous_workloads.get(deployment.name)

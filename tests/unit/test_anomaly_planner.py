@@ -80,11 +80,11 @@ class World:
         )
 
     def sample(self, seconds: float = STEP) -> PolicyPlan:
-        """Plan one sample, then apply it as the API server would: status through JSON, replica changes
-        and annotations onto the Deployment."""
+        """Plan one sample, then apply it as the API server would: status stored, replica changes and
+        annotations onto the Deployment."""
         self.now += timedelta(seconds=seconds)
         plan = plan_policy(parse_policy_spec(self.policy), self.observation(), self.now)
-        self.status = FinOpsPolicyStatus.model_validate(json.loads(json.dumps(plan.status.to_wire())))
+        self.status = FinOpsPolicyStatus.model_validate(stored(plan.status.to_wire()))
         for change in plan.changes:
             if change.replicas is not None:
                 self.replicas = change.replicas
@@ -104,6 +104,15 @@ class World:
 
     def entry(self) -> Any:
         return self.status.anomalies[0]
+
+
+def stored(value: Any) -> Any:
+    """As the API server stores a status merge patch: through JSON, nulls dropped."""
+    if isinstance(value, dict):
+        return {k: stored(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [stored(v) for v in value]
+    return json.loads(json.dumps(value))
 
 
 def reasons(plans: list[PolicyPlan]) -> list[str]:

@@ -198,11 +198,12 @@ def _sample(
 
 def _restored_state(entry: WorkloadAnomaly | None, source: str, now: datetime) -> AnomalyState:
     """The stored detector state; a fresh one when there is none, it learnt against another signal, or
-    it cannot be read back."""
+    it cannot be read back. The API server drops the nulls of a merge patch: ``run`` and ``active``
+    are absent when there is none."""
     if entry is None or entry.source != source:
         return AnomalyState.start(now.timestamp())
     try:
-        return AnomalyState.from_dict(entry.detector)
+        return AnomalyState.from_dict({"run": None, "active": None, **entry.detector})
     except AnomalyStateError:
         return AnomalyState.start(now.timestamp())
 
@@ -236,7 +237,7 @@ def _judge(
         anomaly=_evidence(decision.anomaly),
         pending=_evidence(decision.pending),
         source=source,
-        detector=decision.state.to_dict(),
+        detector={key: value for key, value in decision.state.to_dict().items() if value is not None},
     )
     return _Judged(deployment, decision, status)
 

@@ -17,7 +17,11 @@ from finops_operator.planners.policy import DeploymentFacts, PolicyObservation, 
 from finops_operator.planners.policy.ledger import LedgerPod
 from finops_operator.planners.policy.observation import DemandReading
 from finops_operator.planners.policy.plan import PolicyPlan
-from finops_operator.workloads.annotations import ANNOTATION_PREVIOUS_REPLICAS, ANNOTATION_SCALED_BY
+from finops_operator.workloads.annotations import (
+    ANNOTATION_PREVIOUS_REPLICAS,
+    ANNOTATION_RELEARN,
+    ANNOTATION_SCALED_BY,
+)
 
 T0 = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
 STEP = 60.0
@@ -257,3 +261,21 @@ def test_without_a_demand_signal_it_judges_the_seasonal_profile() -> None:
     with_prediction = replace(World(policy), policy={**policy, "predictiveScaling": {"demandQuery": QUERY}})
     with_prediction.sample()
     assert with_prediction.entry().source.startswith("demand:")
+
+
+def test_the_relearn_annotation_accepts_the_current_gpu_use_as_the_new_normal() -> None:
+    world = learnt(spec(action="ScaleToMinimum"))
+    world.utilization = 95.0  # say, a new model version that legitimately works the GPUs harder
+    world.run(12)
+    assert world.replicas == 1 and world.condition().status == ConditionStatus.TRUE
+    world.annotations[ANNOTATION_RELEARN] = "true"
+    plan = world.sample()
+    assert [e.reason for e in plan.events] == ["AnomalyRestored"]
+    assert world.replicas == 3 and not world.annotations  # restored, and the request removed
+    assert world.entry().phase == AnomalyPhase.LEARNING and world.condition().reason == "Learning"
+    world.run(62)  # learns the new normal: 95 % at this demand is no longer an anomaly
+    assert world.entry().phase == AnomalyPhase.NORMAL and world.condition().reason == "NoAnomaly"
+    assert reasons(world.plans[-62:]) == []
+    world.annotations[ANNOTATION_RELEARN] = "true"  # on a workload not held: just learns afresh
+    plan = world.sample()
+    assert [e.reason for e in plan.events] == ["AnomalyRelearn"] and not world.annotations

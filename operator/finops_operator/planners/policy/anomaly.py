@@ -33,7 +33,7 @@ from finops_operator.planners.policy.events import PlannedEvent, policy_event
 from finops_operator.planners.policy.idle import mean_utilization
 from finops_operator.planners.policy.ledger import LedgerPod
 from finops_operator.planners.policy.observation import DeploymentFacts, PolicyObservation
-from finops_operator.workloads.annotations import ANNOTATION_REPLICA_CAP, REASON_ANOMALY
+from finops_operator.workloads.annotations import ANNOTATION_RELEARN, ANNOTATION_REPLICA_CAP, REASON_ANOMALY
 from forecasting import (
     Anomaly,
     AnomalyConfig,
@@ -115,7 +115,7 @@ def plan_anomalies(
             for d in governed
             if _held_by(policy, d) and d.name not in already_changed
         ]
-        return AnomalyOutcome(changes=tuple(changes), events=tuple(_restored_events(changes)))
+        return AnomalyOutcome(changes=tuple(changes), events=tuple(_normal_events(changes)))
     query = demand_query(spec)
     source = source_of(query)
     previous = {entry.name: entry for entry in observation.current_status.anomalies}
@@ -143,7 +143,7 @@ def plan_anomalies(
         governed=governed,
         skip=already_changed,
     )
-    events.extend(_restored_events([c for c in changes if c.reason == "AnomalyRestored"]))
+    events.extend(_normal_events([c for c in changes if c.reason in ("AnomalyRestored", "AnomalyRelearn")]))
     events.extend(
         policy_event(
             route, c.reason, f"{c.message} ({_kind_of(judged, c.workload)})", c.workload, alert=False
@@ -196,11 +196,13 @@ def _sample(
     )
 
 
-def _restored_state(entry: WorkloadAnomaly | None, source: str, now: datetime) -> AnomalyState:
-    """The stored detector state; a fresh one when there is none, it learnt against another signal, or
-    it cannot be read back. The API server drops the nulls of a merge patch: ``run`` and ``active``
-    are absent when there is none."""
-    if entry is None or entry.source != source:
+def _restored_state(
+    entry: WorkloadAnomaly | None, source: str, now: datetime, *, relearn: bool
+) -> AnomalyState:
+    """The stored detector state; a fresh one when there is none, it learnt against another signal, it
+    cannot be read back, or the user asked to relearn. The API server drops the nulls of a merge
+    patch: ``run`` and ``active`` are absent when there is none."""
+    if entry is None or entry.source != source or relearn:
         return AnomalyState.start(now.timestamp())
     try:
         return AnomalyState.from_dict({"run": None, "active": None, **entry.detector})
@@ -227,13 +229,16 @@ def _judge(
         warmup_seconds=settings.learning_seconds,
         gpus_per_replica=float(max(deployment.gpus_per_pod, 1)),
     )
-    state = _restored_state(entry, source, now)
+    relearn = ANNOTATION_RELEARN in deployment.annotations
+    state = _restored_state(entry, source, now, relearn=relearn)
     if sample.at - state.updated_at < interval / 2:
         sample = replace(sample, at=state.updated_at)
     decision = detect(state, sample, config)
     status = WorkloadAnomaly(
         name=deployment.name,
-        phase=_phase(decision, entry.phase if entry is not None and entry.source == source else None),
+        phase=_phase(decision, entry.phase if entry is not None and entry.source == source else None)
+        if not relearn
+        else AnomalyPhase.LEARNING,
         anomaly=_evidence(decision.anomaly),
         pending=_evidence(decision.pending),
         source=source,
@@ -324,12 +329,21 @@ def _act(
         workload = deployment.as_workload()
         if deployment.name in skip:  # changed by a budget or idle decision of this sample
             continue
+        relearn = ANNOTATION_RELEARN in deployment.annotations
         if _held_by(policy, deployment):
             if anomalous and acting:
                 held.add(deployment.name)
             else:
                 why = "anomaly cleared" if acting else "anomaly action no longer enforced"
-                changes.append(restore(workload, "AnomalyRestored", why))
+                why = "relearning its GPU use" if relearn else why
+                change = restore(workload, "AnomalyRestored", why)
+                changes.append(_without_relearn(change) if relearn else change)
+            continue
+        if relearn:  # acknowledged: the detector started afresh this sample
+            message = f"{deployment.name}: learning its GPU use afresh ({ANNOTATION_RELEARN} set)"
+            changes.append(
+                _without_relearn(ReplicaChange(deployment.name, None, {}, "AnomalyRelearn", message))
+            )
             continue
         free = workload.scaled_by() is None and ANNOTATION_REPLICA_CAP not in deployment.annotations
         if not anomalous or not free or settings.action != AnomalyAction.SCALE_TO_MINIMUM:
@@ -343,12 +357,17 @@ def _act(
     return changes, held, would
 
 
+def _without_relearn(change: ReplicaChange) -> ReplicaChange:
+    """The change, also removing the relearn request it acts on (as a wake request is removed)."""
+    return replace(change, annotations={**change.annotations, ANNOTATION_RELEARN: None})
+
+
 def _kind_of(judged: Sequence[_Judged], name: str) -> str:
     anomaly = next((i.status.anomaly for i in judged if i.deployment.name == name), None)
     return anomaly.kind if anomaly is not None else "anomaly"
 
 
-def _restored_events(changes: Sequence[ReplicaChange]) -> list[PlannedEvent]:
+def _normal_events(changes: Sequence[ReplicaChange]) -> list[PlannedEvent]:
     return [PlannedEvent("Normal", c.reason, c.message, c.workload) for c in changes]
 
 

@@ -29,7 +29,7 @@ from finops_operator.api.finopspolicy import (
     WorkloadAnomaly,
 )
 from finops_operator.planners.policy.budget import ReplicaChange, restore, scale_down
-from finops_operator.planners.policy.events import PlannedEvent, policy_event
+from finops_operator.planners.policy.events import PlannedEvent, policy_event, would_have
 from finops_operator.planners.policy.idle import mean_utilization
 from finops_operator.planners.policy.ledger import LedgerPod
 from finops_operator.planners.policy.observation import DeploymentFacts, PolicyObservation
@@ -151,7 +151,7 @@ def plan_anomalies(
         for c in changes
         if c.reason == "AnomalyScaledDown"
     )
-    verb = "would have" if spec.enforcement_mode == EnforcementMode.DRY_RUN else "would have (Warn mode)"
+    verb = would_have(spec.enforcement_mode)
     events.extend(
         policy_event(
             route, f"AnomalyScaledDown{spec.enforcement_mode.value}", f"{verb} {c.message}", c.workload, False

@@ -189,7 +189,7 @@ class Anomaly:
         return (
             f"{self.kind.value}: {self.signal} {self.observed:.3g} {self.unit} observed, expected "
             f"{self.expected:.3g} ({self.expected_low:.3g}..{self.expected_high:.3g}){per}, "
-            f"sustained {self.sustained_seconds / 60:.0f} min"
+            f"sustained {_minutes_or_seconds(self.sustained_seconds)}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -679,6 +679,11 @@ def _unchanged(state: AnomalyState, config: AnomalyConfig, reason: NotJudged) ->
         pending=None if run is None else run.anomaly(demand_signal=config.demand_signal),
         not_judged=reason,
     )
+
+
+def _minutes_or_seconds(seconds: float) -> str:
+    """Minutes, or seconds below two minutes (a short sustainedFor would read "0 min")."""
+    return f"{seconds:.0f} s" if seconds < 120.0 else f"{seconds / 60:.0f} min"
 
 
 def _finite(value: float | None) -> float | None:

@@ -47,10 +47,10 @@ ALERT_ROUTES = Gauge(
     "finops_policy_alert_route",
     "Always 1: who hears about one kind of event of a FinOpsPolicy (spec.alerting), for alert rules to "
     "join recipient_group onto their alerts. Labels: namespace, policy, event (thresholdExceeded, "
-    "budgetExhausted, idleShutdown, capViolation), severity, recipient_group.",
+    "budgetExhausted, idleShutdown, capViolation, anomalyDetected), severity, recipient_group.",
     ["namespace", "policy", "event", "severity", "recipient_group"],
 )
-ALERT_EVENTS = ("thresholdExceeded", "budgetExhausted", "idleShutdown", "capViolation")
+ALERT_EVENTS = ("thresholdExceeded", "budgetExhausted", "idleShutdown", "capViolation", "anomalyDetected")
 ACTIONS = Counter(
     "finops_actions_total",
     "Changes made to workloads. Labels: namespace, policy, action (Event reason).",
@@ -135,6 +135,7 @@ def forget_policy(namespace: str, policy: str) -> None:
     _record_alert_routes(namespace, policy, {})
     record_prediction(namespace, policy, peak=None, replicas=None, mae=None)
     record_demand(namespace, policy, observed=None, forecast=None)
+    record_anomalies(namespace, policy, {})
 
 
 def serve(port: int, addr: str = "0.0.0.0", registry: CollectorRegistry = REGISTRY) -> None:
@@ -327,3 +328,31 @@ def record_prediction(
                 gauge.remove(namespace, policy)
         else:
             gauge.labels(namespace=namespace, policy=policy).set(value)
+
+
+ANOMALIES = Gauge(
+    "finops_anomalies",
+    "1 while a governed workload has a cost anomaly of this kind (GPU time its demand does not "
+    "explain, the AnomalyDetected condition), 0 for the other kinds it is judged on; no series while "
+    "a workload is not tracked. Labels: namespace, policy, workload (the Deployment), kind "
+    "(BusyWithoutDemand, CostOutpacingDemand, UtilizationCollapse, AboveSeasonalProfile, "
+    "BelowSeasonalProfile).",
+    ["namespace", "policy", "workload", "kind"],
+)
+
+
+def record_anomalies(namespace: str, policy: str, flags: Mapping[str, Mapping[str, int]]) -> None:
+    """The policy's anomaly flags (workload -> kind -> 0/1); series of workloads or kinds no longer
+    judged are removed, so alerts can tell "clean" (0) from "not judged" (absent)."""
+    wanted = {(workload, kind) for workload, kinds in flags.items() for kind in kinds}
+    current = {
+        (sample.labels["workload"], sample.labels["kind"])
+        for metric in ANOMALIES.collect()
+        for sample in metric.samples
+        if sample.labels["namespace"] == namespace and sample.labels["policy"] == policy
+    }
+    for workload, kind in current - wanted:
+        ANOMALIES.remove(namespace, policy, workload, kind)
+    for workload, kinds in flags.items():
+        for kind, value in kinds.items():
+            ANOMALIES.labels(namespace=namespace, policy=policy, workload=workload, kind=kind).set(value)

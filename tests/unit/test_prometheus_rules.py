@@ -90,6 +90,6 @@ def test_chart_carries_the_same_rules(tmp_path: Path) -> None:
     assert [r["alert"] for r in rules] == [r["alert"] for r in alerts()]
     assert {r["labels"]["recipient_group"] for r in rules if "recipient_group" in r["labels"]} == {"sre"}
     assert all('"recipient_group", "platform"' not in r["expr"] for r in rules)
-    assert sum('"recipient_group", "sre"' in r["expr"] for r in rules) == 4
+    assert sum('"recipient_group", "sre"' in r["expr"] for r in rules) == 5
     absent = next(r for r in rules if r["alert"] == "FinOpsOperatorAbsent")
     assert 'up{job="finops-finops-operator"}' in absent["expr"]

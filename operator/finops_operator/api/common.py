@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -25,6 +26,32 @@ LabelValue = Annotated[str, Field(max_length=63)]
 """A label value as Kubernetes bounds it: a longer one could never match anything."""
 LabelMap = Annotated[dict[str, LabelValue], Field(max_length=MAX_LABELS)]
 """Label key -> value, bounded in entries and value length."""
+
+_DURATION_PART = r"([0-9]+(?:\.[0-9]+)?)(ms|h|m|s)"
+DurationText = Annotated[str, Field(max_length=32, pattern=rf"^({_DURATION_PART})+$")]
+"""A duration as Kubernetes and Go write it (``30m``, ``1h30m``, ``1.5h``, ``500ms``): what CEL's
+``duration()`` reads, so the schema can bound it."""
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> timedelta:
+    """The value of a DurationText (the schema already refused any other form)."""
+    parts = re.findall(_DURATION_PART, text)
+    if not parts or "".join(value + unit for value, unit in parts) != text:
+        raise ValueError(f"{text!r} is not a duration such as 30m or 1h30m")
+    return timedelta(seconds=sum(float(value) * _UNIT_SECONDS[unit] for value, unit in parts))
+
+
+def duration_bounds(field: str, low: str, high: str) -> dict[str, Any]:
+    """Schema extra bounding a DurationText field with CEL (the pattern alone cannot)."""
+    return {
+        "x-kubernetes-validations": [
+            {
+                "rule": f"duration(self) >= duration('{low}') && duration(self) <= duration('{high}')",
+                "message": f"{field} must be between {low} and {high}",
+            }
+        ]
+    }
 
 
 class ApiModel(BaseModel):

@@ -21,6 +21,7 @@ class ConditionType:
     NAMESPACE_CONFLICT = "NamespaceConflict"
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
+    ANOMALY_DETECTED = "AnomalyDetected"
 
 
 class Reason:
@@ -36,6 +37,12 @@ class Reason:
     METRICS_NOT_CONFIGURED = "MetricsNotConfigured"
     PREDICTED = "Predicted"
     PREDICTION_DISABLED = "PredictionDisabled"
+    NO_ANOMALY = "NoAnomaly"
+    MULTIPLE_ANOMALIES = "MultipleAnomalies"
+    LEARNING = "Learning"
+    DEMAND_UNAVAILABLE = "DemandUnavailable"
+    GPU_METRICS_UNAVAILABLE = "GPUMetricsUnavailable"
+    # AnomalyDetected=True with one kind: the values of forecasting.AnomalyKind.
     # PredictionReady=False on fallback: the values of forecasting.fallback.FallbackReason
     # (MetricsUnavailable, ModelFailed, InsufficientHistory, CoverageLost).
 

@@ -1,5 +1,5 @@
-"""FinOpsPolicy: GPU-hour and cost budgets, per-workload caps, idle shutdown, autoscale bounds and
-alerting for the Deployments it selects in its namespace."""
+"""FinOpsPolicy: GPU-hour and cost budgets, per-workload caps, idle shutdown, autoscale bounds, cost
+anomalies and alerting for the Deployments it selects in its namespace."""
 
 from __future__ import annotations
 
@@ -14,12 +14,15 @@ from finops_operator.api.common import (
     ApiModel,
     ConditionList,
     CustomResource,
+    DurationText,
     EnforcementMode,
     LabelSelector,
     PrinterColumn,
     ResourceMeta,
     SecretKeyReference,
     age_column,
+    duration_bounds,
+    parse_duration,
     ready_column,
 )
 
@@ -153,6 +156,38 @@ class PredictiveScaling(ApiModel):
     """Below this much history the forecaster refuses instead of guessing."""
 
 
+class AnomalyAction(StrEnum):
+    """What happens to a workload whose GPU time demand does not explain."""
+
+    NONE = "None"
+    SCALE_TO_MINIMUM = "ScaleToMinimum"
+
+
+class AnomalyDetection(ApiModel):
+    """Cost anomalies: GPU time that demand does not explain, per governed workload (docs/ANOMALIES.md)."""
+
+    demand_query: str | None = Field(default=None, min_length=1, max_length=4096)
+    """PromQL for the demand served (series summed); default predictiveScaling.demandQuery, else seasonal."""
+    sustained_for: DurationText = Field(
+        default="30m", json_schema_extra=duration_bounds("sustainedFor", "10s", "168h")
+    )
+    """How long a departure must last to be reported, and be gone to clear (e.g. 30m; 10s to 168h)."""
+    learning_period: DurationText = Field(
+        default="24h", json_schema_extra=duration_bounds("learningPeriod", "10s", "720h")
+    )
+    """GPU use learnt from a workload before it is judged (e.g. 24h, every load level of a day)."""
+    action: AnomalyAction = AnomalyAction.NONE
+    """None reports only; ScaleToMinimum (Enforce) holds an anomalous workload at minReplicas till clear."""
+
+    @property
+    def sustained_seconds(self) -> float:
+        return parse_duration(self.sustained_for).total_seconds()
+
+    @property
+    def learning_seconds(self) -> float:
+        return parse_duration(self.learning_period).total_seconds()
+
+
 class Severity(StrEnum):
     INFO = "INFO"
     WARNING = "WARNING"
@@ -179,6 +214,8 @@ class Alerting(ApiModel):
     """A workload was scaled to zero for being idle, or woken."""
     cap_violation: AlertRoute | None = None
     """A workload breaks a per-workload cap."""
+    anomaly_detected: AlertRoute | None = None
+    """A workload's GPU time departed from what its demand explains (spec.anomalyDetection)."""
     webhook_secret_ref: SecretKeyReference | None = None
     """Secret key holding a URL that receives alerts in Alertmanager's webhook JSON format."""
 
@@ -202,6 +239,8 @@ class FinOpsPolicySpec(ApiModel):
     """HPA bounds for each governed Deployment."""
     predictive_scaling: PredictiveScaling | None = None
     """Forecast-driven minimum replicas."""
+    anomaly_detection: AnomalyDetection | None = None
+    """Cost anomalies: GPU time that demand does not explain."""
     alerting: Alerting | None = None
     """Alert routing."""
 
@@ -210,6 +249,7 @@ class WorkloadState(StrEnum):
     ACTIVE = "Active"
     IDLE_SCALED_DOWN = "IdleScaledDown"
     BUDGET_SCALED_DOWN = "BudgetScaledDown"
+    ANOMALY_SCALED_DOWN = "AnomalyScaledDown"
     CONFLICT = "Conflict"
 
 
@@ -219,7 +259,7 @@ class WorkloadStatus(ApiModel):
     name: str
     """Deployment name."""
     state: WorkloadState = WorkloadState.ACTIVE
-    """Active, IdleScaledDown, BudgetScaledDown or Conflict."""
+    """Active, IdleScaledDown, BudgetScaledDown, AnomalyScaledDown or Conflict."""
     gpus_per_pod: int = Field(default=0, alias="gpusPerPod", ge=0)
     """GPUs each pod requests."""
     gpu_hours: float = Field(default=0, alias="gpuHours", ge=0)
@@ -303,6 +343,60 @@ class CalibrationStatus(ApiModel):
     """Counters of the last 24 hours (the source of the miss rate)."""
 
 
+class AnomalyPhase(StrEnum):
+    LEARNING = "Learning"
+    NORMAL = "Normal"
+    DEPARTING = "Departing"
+    ANOMALOUS = "Anomalous"
+    NO_DATA = "NoData"
+
+
+class AnomalyEvidence(ApiModel):
+    """A departure of a workload's GPU time: what, expected vs observed (means over it), since when."""
+
+    kind: str
+    """BusyWithoutDemand, CostOutpacingDemand, UtilizationCollapse, Above/BelowSeasonalProfile."""
+    signal: str
+    """The series the evidence is about: gpuUtilization (a fraction) or allocatedGpus."""
+    unit: str
+    """Unit of observed and expected."""
+    observed: float
+    """Mean of the signal over the departure."""
+    expected: float
+    """What the workload's own model expected, mean over the departure."""
+    expected_low: float
+    """Low end of the expected band."""
+    expected_high: float
+    """High end of the expected band."""
+    demand: float | None = None
+    """Mean demand over the departure (unset without a demand signal)."""
+    since: datetime
+    """When the departure started."""
+    sustained_seconds: float = Field(ge=0)
+    """Observed time the departure has lasted."""
+    message: str = Field(max_length=1024)
+    """The evidence in one line."""
+
+
+class WorkloadAnomaly(ApiModel):
+    """Anomaly detection for one governed Deployment; the detector's state is kept here for restarts."""
+
+    name: str
+    """Deployment name."""
+    phase: AnomalyPhase
+    """Learning, Normal, Departing (not sustained yet), Anomalous or NoData."""
+    anomaly: AnomalyEvidence | None = None
+    """The reported anomaly (phase Anomalous)."""
+    pending: AnomalyEvidence | None = None
+    """A departure not sustained for sustainedFor yet."""
+    source: str = Field(max_length=64)
+    """What the detector learnt against (demand query digest, or seasonal): a new one relearns."""
+    detector: dict[str, Any] = Field(
+        json_schema_extra={"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    )
+    """The detector's learnt state (forecasting.anomaly, versioned, about 2.5 KB)."""
+
+
 class FinOpsPolicyStatus(ApiModel):
     """Observed state: the GPU-hour ledger of the current window, budget use and workload findings."""
 
@@ -311,7 +405,7 @@ class FinOpsPolicyStatus(ApiModel):
     observed_generation: int = 0
     """The .metadata.generation last acted on."""
     conditions: ConditionList
-    """Ready, BudgetExceeded, Idle, Conflict, MetricsAvailable and PredictionReady."""
+    """Ready, BudgetExceeded, Idle, Conflict, MetricsAvailable, PredictionReady and AnomalyDetected."""
     window_start: datetime | None = None
     """Start of the current budget window."""
     window_end: datetime | None = None
@@ -344,6 +438,8 @@ class FinOpsPolicyStatus(ApiModel):
     """Predictive scaling: the latest forecast and recommendation."""
     calibration: CalibrationStatus | None = None
     """Predictive scaling: the calibrated margin and the achieved miss rate (kept across fallbacks)."""
+    anomalies: list[WorkloadAnomaly] = Field(default_factory=list, max_length=50)
+    """Anomaly detection per governed workload (the first 50 by name)."""
 
 
 class FinOpsPolicy(CustomResource):

@@ -31,9 +31,11 @@ from finops_operator.planners.policy import (
     parse_policy_spec,
     plan_policy,
 )
+from finops_operator.planners.policy.anomaly import demand_query
 from finops_operator.planners.policy.bounds import POLICY_LABEL, HpaFacts
 from finops_operator.planners.policy.caps import PodTemplateFacts, admit_deployment, previous_deployment
 from finops_operator.planners.policy.ledger import LedgerPod, ledger_pod
+from finops_operator.planners.policy.observation import DemandReading
 from finops_operator.planners.policy.predictive import PredictionInput
 from finops_operator.planners.policy.writes import plan_deletion, policy_writes
 from finops_operator.settings import Settings
@@ -210,6 +212,8 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
             pod_utilization=utilization,
             metrics_error=metrics_error,
             prediction=prediction,
+            anomaly_demand=_anomaly_demand(settings, parsed, logger) if parsed is not None else None,
+            sample_interval_seconds=settings.sample_interval_seconds,
         )
         if parsed is None:
             plan = invalid_policy(observation, now, invalid)
@@ -255,6 +259,7 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
             replicas=forecast.recommended_replicas if forecast else None,
             mae=forecast.mae if forecast else None,
         )
+        metrics.record_anomalies(namespace, name, plan.anomaly_flags)
         metrics.record_reconcile(KIND, time.perf_counter() - started)
 
     @kopf.timer(
@@ -372,6 +377,23 @@ def _prediction(
         cache.forget(key)
         return None
     return predict(operator_settings=settings, spec=predictive, key=key, cache=cache, now=now, logger=logger)
+
+
+def _anomaly_demand(
+    settings: Settings, spec: FinOpsPolicySpec, logger: logging.Logger
+) -> DemandReading | None:
+    """The anomaly detector's demand now (several series are summed); None without a demand query."""
+    query = demand_query(spec)
+    if query is None:
+        return None
+    if settings.prometheus_url is None:
+        return DemandReading(error="no Prometheus URL configured")
+    try:
+        samples = prometheus.query(str(settings.prometheus_url), query)
+    except prometheus.PrometheusError as error:
+        logger.warning("anomaly demand unavailable: %s", error)
+        return DemandReading(error=f"demand query failed: {error}")
+    return DemandReading(value=sum(s.value for s in samples) if samples else None)
 
 
 def _pod_utilization(

@@ -2,7 +2,8 @@
 it observes in its namespace and ``now``; the other modules say what each part decides: ``ledger``
 (GPU-hours and cost), ``budget`` (use, thresholds, budget actions), ``idle`` (idle shutdown), ``caps``
 (per-workload caps, at admission and in audit), ``bounds`` (the owned HPAs), ``predictive`` (the
-forecast's replica floor), ``window`` (the budget window), ``events`` and ``conditions``.
+forecast's replica floor), ``anomaly`` (cost anomalies), ``window`` (the budget window), ``events``
+and ``conditions``.
 """
 
 from finops_operator.planners.policy.events import PlannedEvent

@@ -2,7 +2,8 @@
 
 The HPA does the scaling; the operator only keeps its bounds where the policy wants them: the
 policy's autoScale range, tightened while a budget is exhausted (ScaleToMin pins max to min,
-BlockScaleUp pins max to the cap) and raised from below by predictive scaling. Writes happen only
+BlockScaleUp pins max to the cap, an anomaly held at the minimum pins max to min) and raised
+from below by predictive scaling. Writes happen only
 when the owned fields differ, so the operator and the HPA controller never fight.
 """
 
@@ -40,6 +41,8 @@ class BoundsTarget:
     uid_of_policy: str
     annotations: Mapping[str, str] = field(default_factory=dict)
     predicted_min: int | None = None
+    pinned_to_minimum: bool = False
+    """Held at the minimum by an anomaly action: the HPA may not scale it back up meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ def desired_hpa_spec(
             raw = target.annotations.get(ANNOTATION_REPLICA_CAP, "")
             if raw.isdecimal():
                 high, capped = max(low, min(high, int(raw))), True
+    if target.pinned_to_minimum:
+        high = low
     floor = low if target.predicted_min is None else max(low, min(high, target.predicted_min))
     return (
         {

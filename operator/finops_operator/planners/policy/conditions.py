@@ -11,7 +11,7 @@ from finops_operator.api.finopspolicy import (
     WorkloadState,
 )
 from finops_operator.planners.policy.observation import DeploymentFacts, PolicyObservation
-from finops_operator.workloads.annotations import REASON_BUDGET, REASON_IDLE
+from finops_operator.workloads.annotations import REASON_ANOMALY, REASON_BUDGET, REASON_IDLE
 
 
 def optional(update: ConditionUpdate | None) -> list[ConditionUpdate]:
@@ -26,6 +26,8 @@ def workload_state(policy: str, deployment: DeploymentFacts, conflicted: Sequenc
         return WorkloadState.IDLE_SCALED_DOWN
     if mark == (policy, REASON_BUDGET):
         return WorkloadState.BUDGET_SCALED_DOWN
+    if mark == (policy, REASON_ANOMALY):
+        return WorkloadState.ANOMALY_SCALED_DOWN
     return WorkloadState.ACTIVE
 
 

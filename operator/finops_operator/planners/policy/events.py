@@ -40,6 +40,11 @@ def policy_event(
     return PlannedEvent(kind, reason, prefix + message, workload, route, alert)
 
 
+def would_have(mode: EnforcementMode) -> str:
+    """How DryRun and Warn word what Enforce would have done."""
+    return "would have" if mode == EnforcementMode.DRY_RUN else "would have (Warn mode)"
+
+
 def new_violation_events(
     policy: str, spec: FinOpsPolicySpec, violations: Sequence[Violation], known: Sequence[Violation]
 ) -> list[PlannedEvent]:
@@ -85,7 +90,7 @@ def budget_events(
                 alert=acted,
             )
         )
-    verb = "would have" if spec.enforcement_mode == EnforcementMode.DRY_RUN else "would have (Warn mode)"
+    verb = would_have(spec.enforcement_mode)
     events.extend(
         policy_event(
             exhausted_route,

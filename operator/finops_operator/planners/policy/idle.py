@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from finops_operator.api.common import EnforcementMode
 from finops_operator.api.finopspolicy import FinOpsPolicySpec
 from finops_operator.planners.policy.budget import GovernedWorkload, ReplicaChange, restore, scale_down
-from finops_operator.planners.policy.events import PlannedEvent, policy_event
+from finops_operator.planners.policy.events import PlannedEvent, policy_event, would_have
 from finops_operator.planners.policy.ledger import LedgerPod
 from finops_operator.planners.policy.observation import DeploymentFacts, PolicyObservation
 from finops_operator.workloads.annotations import ANNOTATION_WAKE, REASON_IDLE
@@ -90,7 +90,7 @@ def plan_idle(
     return IdleDecision(since, None, change, idle=True)
 
 
-def _mean_utilization(by_pod: Mapping[str, float] | None, pods: Sequence[LedgerPod]) -> float | None:
+def mean_utilization(by_pod: Mapping[str, float] | None, pods: Sequence[LedgerPod]) -> float | None:
     """Mean over the workload's running pods that have a sample; None without any evidence."""
     if by_pod is None:
         return None
@@ -121,9 +121,9 @@ def plan_idle_all(
     outcome = IdleOutcome([], [], {}, [], [])
     previous_workloads = {w.name: w for w in observation.current_status.workloads}
     route = spec.alerting.idle_shutdown if spec.alerting else None
-    verb = "would have" if spec.enforcement_mode == EnforcementMode.DRY_RUN else "would have (Warn mode)"
+    verb = would_have(spec.enforcement_mode)
     for deployment in governed:
-        usage = _mean_utilization(observation.pod_utilization, pods_by_workload.get(deployment.name, ()))
+        usage = mean_utilization(observation.pod_utilization, pods_by_workload.get(deployment.name, ()))
         if observation.pod_utilization is not None and usage is None and deployment.replicas > 0:
             outcome.metrics_missing.append(deployment.name)
         before = previous_workloads.get(deployment.name)

@@ -1,5 +1,5 @@
 """What the FinOpsPolicy planner is given: the namespace's Deployments, their GPU pods, the other
-policies, HPAs, GPU utilisation and the forecast."""
+policies, HPAs, GPU utilisation, the forecast and the anomaly detector's demand signal."""
 
 from __future__ import annotations
 
@@ -64,6 +64,14 @@ class PeerPolicy:
 
 
 @dataclass(frozen=True)
+class DemandReading:
+    """The anomaly detector's demand signal now (the query's series summed), or why there is none."""
+
+    value: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class PolicyObservation:
     name: str
     generation: int
@@ -80,3 +88,7 @@ class PolicyObservation:
     prediction: PredictionInput | None = None
     """The demand forecast (or why there is none), when predictive scaling is enabled."""
     metrics_error: str | None = None
+    anomaly_demand: DemandReading | None = None
+    """The demand signal of spec.anomalyDetection (None: no demand query, or no Prometheus)."""
+    sample_interval_seconds: float = 60.0
+    """The operator's sample interval: one anomaly-detector sample each."""

@@ -1,6 +1,6 @@
 """FinOpsPolicy planner: from the policy, what it observes in its namespace (Deployments, their pods,
 other policies, GPU utilisation) and the clock, decide the ledger, the budget actions, idle shutdown,
-the status and the Events. The handler only applies the plan."""
+cost anomalies, the status and the Events. The handler only applies the plan."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from finops_operator.api.conditions import Reason, apply_conditions
+from finops_operator.api.conditions import ConditionType, Reason, apply_conditions
 from finops_operator.api.finopspolicy import (
     FinOpsPolicySpec,
     FinOpsPolicyStatus,
@@ -17,6 +17,7 @@ from finops_operator.api.finopspolicy import (
 )
 from finops_operator.planners.labelselectors import selector_matches
 from finops_operator.planners.plan import invalid_spec
+from finops_operator.planners.policy.anomaly import plan_anomalies
 from finops_operator.planners.policy.bounds import BoundsTarget, HpaPlan, plan_hpas
 from finops_operator.planners.policy.budget import (
     BudgetAssessment,
@@ -59,6 +60,8 @@ class PolicyPlan:
     pods_to_release: tuple[LedgerPod, ...] = ()
     """Pods whose finalizer can go once the status (ledger) is written."""
     hpas: HpaPlan = field(default_factory=HpaPlan)
+    anomaly_flags: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """Per workload and anomaly kind, 1 while that anomaly is active (the finops_anomalies gauge)."""
 
 
 def parse_policy_spec(raw: Mapping[str, Any]) -> FinOpsPolicySpec:
@@ -154,6 +157,18 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
     changes.extend(idle.changes)
     events.extend(idle.events)
 
+    anomalies = plan_anomalies(
+        policy=policy,
+        spec=spec,
+        governed=governed,
+        pods_by_workload=pods_by_workload,
+        observation=observation,
+        already_changed={c.workload for c in changes},
+        now=now,
+    )
+    changes.extend(anomalies.changes)
+    events.extend(anomalies.events)
+
     violations = [v for d in governed for v in cap_violations(d.name, spec, d.template)]
     events.extend(new_violation_events(policy, spec, violations, previous.violations))
 
@@ -169,6 +184,7 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
                 observation.uid,
                 d.annotations,
                 decision.floor(current=d.replicas, minimum=minimum) if decision else None,
+                pinned_to_minimum=d.name in anomalies.held,
             )
             for d in governed
         ],
@@ -182,6 +198,7 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
     status.window_start, status.window_end = window_start, window_end
     _record_ledger(status, previous, ledger, assessment)
     _record_prediction(status, spec, observation, decision=decision, governed=governed, now=now)
+    status.anomalies = list(anomalies.statuses)
     status.thresholds_notified = sorted({*already, *crossed})
     status.governed_workloads = len(governed)
     status.idle_workloads = len(idle.idle_names)
@@ -195,6 +212,8 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
         )
         for d in selected[:MAX_LISTED_WORKLOADS]
     ]
+    if anomalies.condition is None:  # detection turned off: its condition goes with it
+        status.conditions = [c for c in status.conditions if c.type != ConditionType.ANOMALY_DETECTED]
     status.conditions = apply_conditions(
         status.conditions,
         policy_conditions(
@@ -209,7 +228,8 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
             metrics_missing=idle.metrics_missing,
             foreign_hpas=hpas.foreign,
         )
-        + optional(prediction_condition(spec.predictive_scaling, decision, minimum=minimum, now=now)),
+        + optional(prediction_condition(spec.predictive_scaling, decision, minimum=minimum, now=now))
+        + optional(anomalies.condition),
         observation.generation,
         now,
     )
@@ -227,6 +247,7 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
             if not p.has_finalizer and p.ended_at is None and p.gpus > 0
         ),
         hpas=hpas,
+        anomaly_flags=anomalies.flags,
         pods_to_release=(
             *(p for p in advance.releasable if p.has_finalizer and (p.namespace, p.name) in tracked),
             *_orphaned(observation, tracked),
@@ -342,14 +363,6 @@ def _released(
         for d in deployments
         if d.name not in names and d.as_workload().marked_by(policy)
     ]
-
-
-def _mean_utilization(by_pod: Mapping[str, float] | None, pods: Sequence[LedgerPod]) -> float | None:
-    """Mean over the workload's running pods that have a sample; None without any evidence."""
-    if by_pod is None:
-        return None
-    values = [by_pod[p.name] for p in pods if p.ended_at is None and p.name in by_pod]
-    return sum(values) / len(values) if values else None
 
 
 def _pods_by_workload(

@@ -10,7 +10,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from finops_operator.devcluster.cluster import LocalCluster
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,6 +32,9 @@ class Kube:
 
     kubeconfig: Path
     provider: str
+    control_plane: LocalCluster | None = None
+    """The project's own control plane behind this cluster (provider ``local``): its components can
+    be restarted. None for kind and existing clusters."""
 
     @property
     def env(self) -> dict[str, str]:

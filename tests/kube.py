@@ -81,6 +81,18 @@ def eventually(check: Callable[[], Any], timeout: float = 60, interval: float = 
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check.__name__}: {last}")
 
 
+def drop_namespace(kube: Kube, namespace: str) -> None:
+    """Delete a test's namespace with the operator stopped: nothing would release the finalizers of its
+    pods (which hold their GPUs on the shared cluster's nodes) or of its policies otherwise."""
+    kube.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false")
+    for kind in ("pods", "finopspolicies"):
+        for item in kube.get_json(kind, "-n", namespace)["items"]:
+            kube.kubectl(
+                "patch", kind, "-n", namespace, item["metadata"]["name"], "--type=merge",
+                "-p", '{"metadata":{"finalizers":null}}', check=False,
+            )  # fmt: skip
+
+
 def docker_and_kind_work() -> bool:
     if not shutil.which("kind") or not shutil.which("docker"):
         return False

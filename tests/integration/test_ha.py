@@ -1,6 +1,8 @@
 """Issue 11 item 2: two real operator processes on the real control plane, one Lease. Exactly one
 reconciles; both serve admission with the same certificate (the one caBundle trusts both); after
-``kill -9`` of the leader the other takes over, and the GPU-hour ledger carries on from the status.
+``kill -9`` of the leader the other takes over, and the GPU-hour ledger carries on from the status,
+losing at most one sample. The new leader repeats no workload write, budget scale action, Event or
+alert (the alerts go to a local receiver) of the old one.
 
 The takeover time is printed (``-s`` shows it), never asserted: it is bounded by the Lease duration."""
 

@@ -176,8 +176,11 @@ class LocalCluster:
         survives. Returns once the API server is ready again (it is what every client reconnects to).
         """
         state = self.state
-        if state is None or component not in state.commands:
-            raise ClusterError(f"no running component {component!r} to restart")
+        if state is None:
+            raise ClusterError("no local cluster to restart a component of")
+        if component not in state.commands:
+            known = ", ".join(state.commands) or "none recorded (started by an older version: recreate it)"
+            raise ClusterError(f"no component {component!r} to restart; components: {known}")
         self._stop_process(component, state.pids[component])
         self.progress(f"restarting {component}")
         self._spawn(state, component, state.commands[component])

@@ -64,7 +64,7 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kube]:
     local = LocalCluster(tmp_path_factory.mktemp("cluster"), progress=lambda m: print(f"[cluster] {m}"))
     state = local.up()
     try:
-        cluster = Kube(state.kubeconfig, "local")
+        cluster = Kube(state.kubeconfig, "local", control_plane=local)
         install_crds(cluster)
         yield cluster
     finally:

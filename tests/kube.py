@@ -10,7 +10,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from finops_operator.devcluster.cluster import LocalCluster
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,6 +32,9 @@ class Kube:
 
     kubeconfig: Path
     provider: str
+    control_plane: LocalCluster | None = None
+    """The project's own control plane behind this cluster (provider ``local``): its components can
+    be restarted. None for kind and existing clusters."""
 
     @property
     def env(self) -> dict[str, str]:
@@ -73,6 +79,18 @@ def eventually(check: Callable[[], Any], timeout: float = 60, interval: float = 
             last = error
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check.__name__}: {last}")
+
+
+def drop_namespace(kube: Kube, namespace: str) -> None:
+    """Delete a test's namespace with the operator stopped: nothing would release the finalizers of its
+    pods (which hold their GPUs on the shared cluster's nodes) or of its policies otherwise."""
+    kube.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false")
+    for kind in ("pods", "finopspolicies"):
+        for item in kube.get_json(kind, "-n", namespace)["items"]:
+            kube.kubectl(
+                "patch", kind, "-n", namespace, item["metadata"]["name"], "--type=merge",
+                "-p", '{"metadata":{"finalizers":null}}', check=False,
+            )  # fmt: skip
 
 
 def docker_and_kind_work() -> bool:

@@ -239,6 +239,17 @@ def cluster_down(directory: ClusterDir = DEFAULT_CLUSTER_DIR) -> None:
     LocalCluster(directory, _say).down()
 
 
+@cluster_app.command("restart")
+def cluster_restart(component: str, directory: ClusterDir = DEFAULT_CLUSTER_DIR) -> None:
+    """Restart one component (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)
+    with its data, as a fault drill; returns once the API server is ready again."""
+    try:
+        LocalCluster(directory, _say).restart(component)
+    except ClusterError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from None
+
+
 @cluster_app.command("env")
 def cluster_env(directory: ClusterDir = DEFAULT_CLUSTER_DIR) -> None:
     """Print the shell line that points kubectl at the local cluster."""

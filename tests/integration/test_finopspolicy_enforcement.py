@@ -4,17 +4,16 @@ admission webhook, GPU-hour ledger across kill -9, budget actions and their undo
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 import yaml
 
+from tests.alert_receiver import alert_receiver
 from tests.kube import Kube, KubectlError, eventually
 from tests.operator_process import OperatorProcess, free_port, running_operator
 
@@ -306,34 +305,12 @@ def test_ledger_survives_kill_9_and_pods_deleted_while_down(kube: Kube, tmp_path
     assert abs(status["gpuHoursUsed"] - truth) <= one_sample, json.dumps(status, indent=2)
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    received: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        _Receiver.received.append(json.loads(body))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *_: object) -> None:  # keep pytest output clean
-        pass
-
-
 def test_alerts_reach_a_webhook_in_alertmanager_format(kube: Kube, operator: OperatorProcess) -> None:
     namespace = "alerts"
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with alert_receiver() as receiver:
         kube.kubectl("create", "namespace", namespace)
         kube.kubectl(
-            "create",
-            "secret",
-            "generic",
-            "alert-hook",
-            "-n",
-            namespace,
-            f"--from-literal=url=http://127.0.0.1:{server.server_address[1]}/hook",
+            "create", "secret", "generic", "alert-hook", "-n", namespace, f"--from-literal=url={receiver.url}"
         )
         apply(kube, deployment(namespace, "chat", 1, gpus=1))
         apply(
@@ -350,12 +327,8 @@ def test_alerts_reach_a_webhook_in_alertmanager_format(kube: Kube, operator: Ope
             ),
         )
         payload = eventually(
-            lambda: _Receiver.received and _Receiver.received[0], timeout=60, what="an alert POST"
+            lambda: receiver.received and receiver.received[0], timeout=60, what="an alert POST"
         )
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
     assert payload["version"] == "4" and payload["status"] == "firing"
     alert = payload["alerts"][0]
     assert alert["status"] == "firing" and alert["startsAt"]

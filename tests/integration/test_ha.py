@@ -1,6 +1,8 @@
 """Issue 11 item 2: two real operator processes on the real control plane, one Lease. Exactly one
 reconciles; both serve admission with the same certificate (the one caBundle trusts both); after
-``kill -9`` of the leader the other takes over, and the GPU-hour ledger carries on from the status.
+``kill -9`` of the leader the other takes over, and the GPU-hour ledger carries on from the status,
+losing at most one sample. The new leader repeats no workload write, budget scale action, Event or
+alert (the alerts go to a local receiver) of the old one.
 
 The takeover time is printed (``-s`` shows it), never asserted: it is bounded by the Lease duration."""
 
@@ -12,15 +14,21 @@ import re
 import ssl
 import time
 import urllib.request
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tests.kube import REPO, Kube, eventually
+import pytest
+
+from tests.alert_receiver import AlertReceiver, alert_receiver
+from tests.integration.test_finopspolicy_enforcement import apply, deployment, events, policy, replicas
+from tests.kube import REPO, Kube, drop_namespace, eventually
 from tests.operator_process import OperatorProcess, free_port, running_operator
 
 LEASE_SECONDS = 6
 POLICY = ("-n", "ai-workloads", "edge-ai-inference-cost-policy")
+BUDGET_NS = "ha-budget"
 
 
 def lease_holder(kube: Kube) -> str | None:
@@ -45,10 +53,58 @@ def tracked(kube: Kube) -> bool:
     )
 
 
-def versions(kube: Kube) -> list[tuple[str, str]]:
-    """Every Deployment of the sample namespace with its resourceVersion: any write moves it."""
-    items = kube.get_json("deploy", "-n", "ai-workloads")["items"]
+def versions(kube: Kube, namespace: str = "ai-workloads") -> list[tuple[str, str]]:
+    """Every Deployment of ``namespace`` with its resourceVersion: any write moves it."""
+    items = kube.get_json("deploy", "-n", namespace)["items"]
     return sorted((d["metadata"]["name"], d["metadata"]["resourceVersion"]) for d in items)
+
+
+def actions(operator: OperatorProcess, namespace: str) -> float:
+    found = re.findall(
+        rf'^finops_actions_total\{{[^}}]*namespace="{namespace}"[^}}]*\}} (\S+)$', operator.metrics(), re.M
+    )
+    return sum(float(v) for v in found)
+
+
+def exhaust_a_budget(kube: Kube, receiver: AlertReceiver) -> None:
+    """A GPU workload on a tiny ScaleToZero budget whose alerts go to ``receiver``: the leader scales it
+    down and alerts once; a new leader must do neither again."""
+    kube.kubectl("create", "namespace", BUDGET_NS)
+    kube.kubectl("create", "secret", "generic", "hook", "-n", BUDGET_NS, f"--from-literal=url={receiver.url}")
+    route = {"severity": "CRITICAL", "recipientGroup": "finops-team"}
+    apply(
+        kube,
+        deployment(BUDGET_NS, "burner", 1, gpus=1),
+        policy(
+            BUDGET_NS,
+            "tiny",
+            costLimits={"dailyGPUHours": 0.0005, "budgetAction": "ScaleToZero"},
+            alerting={
+                "thresholdExceeded": route,
+                "budgetExhausted": route,
+                "webhookSecretRef": {"name": "hook", "key": "url"},
+            },
+        ),
+    )
+
+
+def budget_spent(kube: Kube) -> bool:
+    status = kube.get_json("fop", "-n", BUDGET_NS, "tiny").get("status") or {}
+    return replicas(kube, BUDGET_NS, "burner") == 0 and status.get("thresholdsNotified") == [80, 100]
+
+
+def alert_names(receiver: AlertReceiver) -> list[str]:
+    return [alert["labels"]["alertname"] for post in receiver.received for alert in post["alerts"]]
+
+
+def budget_events(kube: Kube) -> list[tuple[str, int]]:
+    found = events(kube, BUDGET_NS, "BudgetThresholdCrossed") + events(kube, BUDGET_NS, "BudgetExhausted")
+    return sorted((e["metadata"]["name"], int(e.get("count") or 1)) for e in found)
+
+
+def more_reconciles(operator: OperatorProcess, count: int) -> None:
+    target = reconciles(operator) + count
+    eventually(lambda: reconciles(operator) >= target, timeout=30, what=f"{count} more reconciles")
 
 
 def seconds_between(first: dict[str, Any], second: dict[str, Any]) -> float:
@@ -105,15 +161,25 @@ def replica(kube: Kube, tmp_path: Path, name: str, certs: Path, port: int) -> An
         "FINOPS_OPERATOR_NAMESPACE": "default",
         "FINOPS_LEASE_DURATION_SECONDS": str(LEASE_SECONDS),
         "FINOPS_WEBHOOK_CERT_DIR": str(certs),
+        "FINOPS_ALERT_ALLOW_PRIVATE_URLS": "true",  # the alert receiver is on 127.0.0.1
     }
     args = ("--sample-interval", "2", "--webhook", "--webhook-port", str(port))
     return running_operator(kube, log_dir, *args, env=env)
 
 
-def test_one_leader_acts_both_serve_admission_and_kill_9_hands_over(kube: Kube, tmp_path: Path) -> None:
+@pytest.fixture
+def alerts() -> Iterator[AlertReceiver]:
+    with alert_receiver() as receiver:
+        yield receiver
+
+
+def test_one_leader_acts_both_serve_admission_and_kill_9_hands_over(
+    kube: Kube, tmp_path: Path, alerts: AlertReceiver
+) -> None:
     kube.kubectl("apply", "-f", str(REPO / "samples"))
     certs = tmp_path / "certs"
     try:
+        exhaust_a_budget(kube, alerts)
         ports = {"replica-a": free_port(), "replica-b": free_port()}
         with replica(kube, tmp_path, "replica-a", certs, ports["replica-a"]) as first:
             eventually(lambda: lease_holder(kube) == "replica-a", timeout=60, what="replica-a leads")
@@ -136,6 +202,12 @@ def test_one_leader_acts_both_serve_admission_and_kill_9_hands_over(kube: Kube, 
                     assert "GPUs per pod" not in str((within.get("status") or {}).get("message"))
 
                 eventually(lambda: tracked(kube), timeout=60, what="the 3 GPU pods in the ledger")
+                eventually(lambda: budget_spent(kube), timeout=60, what="the budget action and its alerts")
+                more_reconciles(first, 2)  # the alerts of that sample are sent
+                alerted = alert_names(alerts)
+                assert set(alerted) == {"BudgetExhausted", "BudgetThresholdCrossed"}, alerted
+                acted = budget_events(kube)
+                spent = versions(kube, BUDGET_NS)
                 earlier = ledger(kube)
                 before = eventually(
                     lambda: (now := ledger(kube))["ledgerTime"] > earlier["ledgerTime"] and now,
@@ -166,8 +238,13 @@ def test_one_leader_acts_both_serve_admission_and_kill_9_hands_over(kube: Kube, 
                 assert gained <= rate * elapsed * 1.05 + 1e-6, (before, after)
                 assert gained >= rate * (elapsed - 2) - 1e-6, (before, after)
                 eventually(lambda: reconciles(second) > 0, timeout=30, what="the new leader reconciling")
-                time.sleep(4)  # two more samples by the new leader
+                more_reconciles(second, 4)  # two more samples of both policies by the new leader
                 assert versions(kube) == workloads, "the new leader repeated a write to a workload"
+                # No duplicate scale action or alert: the new leader reads what was done from status
+                # and the workload's annotations.
+                assert versions(kube, BUDGET_NS) == spent and actions(second, BUDGET_NS) == 0
+                assert alert_names(alerts) == alerted
+                assert budget_events(kube) == acted
                 # The new leader owns the configurations now: the API server is sent to it.
                 served = f"https://127.0.0.1:{ports['replica-b']}/"
 
@@ -182,3 +259,4 @@ def test_one_leader_acts_both_serve_admission_and_kill_9_hands_over(kube: Kube, 
         for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
             kube.kubectl("delete", kind, "finops.dev", "--ignore-not-found")
         kube.kubectl("delete", "lease", "-n", "default", "finops-operator", "--ignore-not-found")
+        drop_namespace(kube, BUDGET_NS)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from finops_operator.devcluster import binaries
+from finops_operator.devcluster.cluster import ClusterError, ClusterState, LocalCluster
 from finops_operator.devcluster.nodes import NodeSpec, node_manifest
 
 GO_MOD = """module k8s.io/kubernetes
@@ -49,3 +52,16 @@ def test_gpu_node_manifest_has_capacity_and_topology_labels() -> None:
     assert labels["nvidia.com/gpu.product"] == "NVIDIA-A100-SXM4-80GB"
     assert labels["finops.dev/site"] == "paris"
     assert node["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake"
+
+
+def test_restart_names_the_components_it_knows_and_refuses_others(tmp_path: Path) -> None:
+    state = ClusterState(
+        str(tmp_path), api_port=1, etcd_port=2, pids={"etcd": 1}, commands={"etcd": ["etcd"]}
+    )
+    state.save()
+    cluster = LocalCluster(tmp_path)
+    assert cluster.state == state  # the command lines survive in cluster.json for ``restart``
+    with pytest.raises(ClusterError, match="no component 'kube-apiserver' to restart; components: etcd"):
+        cluster.restart("kube-apiserver")
+    with pytest.raises(ClusterError, match="no local cluster"):
+        LocalCluster(tmp_path / "elsewhere").restart("etcd")

@@ -59,6 +59,8 @@ class ClusterState:
     api_port: int
     etcd_port: int
     pids: dict[str, int] = field(default_factory=dict)
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    """Each component's command line, so ``restart`` starts it again exactly as ``up`` did."""
 
     @property
     def kubeconfig(self) -> Path:
@@ -168,6 +170,24 @@ class LocalCluster:
             self.progress("cluster stopped")
         self.state = None
 
+    def restart(self, component: str) -> None:
+        """Stop one component (SIGTERM, as an upgrade or a node reboot does) and start it again with
+        the same command line and data: etcd keeps its data directory, so the cluster's state
+        survives. Returns once the API server is ready again (it is what every client reconnects to).
+        """
+        state = self.state
+        if state is None:
+            raise ClusterError("no local cluster to restart a component of")
+        if component not in state.commands:
+            known = ", ".join(state.commands) or "none recorded (started by an older version: recreate it)"
+            raise ClusterError(f"no component {component!r} to restart; components: {known}")
+        self._stop_process(component, state.pids[component])
+        self.progress(f"restarting {component}")
+        self._spawn(state, component, state.commands[component])
+        if component == "etcd":
+            self._wait("etcd", state, lambda: _http_ok(f"http://{LOOPBACK}:{state.etcd_port}/health"), 60)
+        self._wait(component, state, lambda: self._api_ready(state, timeout=2), 120)
+
     # -- internals ---------------------------------------------------------------------------
 
     def _alive(self, pid: int) -> bool:
@@ -196,6 +216,7 @@ class LocalCluster:
         log.close()
         self._children[process.pid] = process
         state.pids[name] = process.pid
+        state.commands[name] = argv
         state.save()
 
     def _start(self, state: ClusterState, binaries: Binaries) -> None:

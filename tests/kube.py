@@ -81,16 +81,40 @@ def eventually(check: Callable[[], Any], timeout: float = 60, interval: float = 
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check.__name__}: {last}")
 
 
-def drop_namespace(kube: Kube, namespace: str) -> None:
-    """Delete a test's namespace with the operator stopped: nothing would release the finalizers of its
-    pods (which hold their GPUs on the shared cluster's nodes) or of its policies otherwise."""
-    kube.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false")
-    for kind in ("pods", "finopspolicies"):
-        for item in kube.get_json(kind, "-n", namespace)["items"]:
-            kube.kubectl(
-                "patch", kind, "-n", namespace, item["metadata"]["name"], "--type=merge",
-                "-p", '{"metadata":{"finalizers":null}}', check=False,
-            )  # fmt: skip
+NAMESPACE_CLEANUP_SECONDS = 120
+
+
+def namespaces(kube: Kube) -> set[str]:
+    return {item["metadata"]["name"] for item in kube.get_json("namespaces")["items"]}
+
+
+def drop_namespaces(kube: Kube, *names: str) -> None:
+    """Delete test namespaces and wait until they are gone. With the operator (and Argo CD) stopped
+    nothing would release the finalizers of their objects (the GPU ledger's on pods, which hold their
+    GPUs on the shared cluster's nodes; ours on policies; Argo CD's on Applications), so they are
+    removed by hand, as the docs tell users to on uninstall."""
+    kube.kubectl("delete", "namespace", "--wait=false", "--ignore-not-found", *sorted(names))
+    kinds = ",".join(
+        kube.kubectl("api-resources", "--verbs=list,patch", "--namespaced", "-o", "name").split()
+    )
+    unfinalized = json.dumps({"metadata": {"finalizers": None}})
+    deadline = time.monotonic() + NAMESPACE_CLEANUP_SECONDS
+    while remaining := set(names) & namespaces(kube):
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"namespaces still terminating after {NAMESPACE_CLEANUP_SECONDS}s: {sorted(remaining)}"
+            )
+        for namespace in remaining:
+            listed = kube.kubectl("get", kinds, "-n", namespace, "-o", "json", check=False)
+            for item in json.loads(listed or "{}").get("items", []):
+                if item["metadata"].get("finalizers"):
+                    group = item["apiVersion"].rpartition("/")[0]
+                    kind = f"{item['kind']}.{group}" if group else item["kind"]
+                    name = item["metadata"]["name"]
+                    kube.kubectl(
+                        "patch", kind, name, "-n", namespace, "--type=merge", "-p", unfinalized, check=False
+                    )
+        time.sleep(1)
 
 
 def docker_and_kind_work() -> bool:

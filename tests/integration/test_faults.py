@@ -37,7 +37,7 @@ from tests.integration.test_finopspolicy_enforcement import (
 )
 from tests.integration.test_predictive_scaling import daily_history, hpa_min, predictive_policy
 from tests.integration.test_sovereignty import run
-from tests.kube import Kube, drop_namespace, eventually, kubectl_binary
+from tests.kube import Kube, drop_namespaces, eventually, kubectl_binary
 from tests.operator_process import OperatorProcess, free_port, running_operator
 from tests.outages import node_ready
 from tests.prometheus_harness import MakePrometheus
@@ -193,7 +193,7 @@ def test_ledger_matches_pod_lifetimes_across_repeated_kill_9_under_churn(kube: K
             status = next_sample(kube, namespace, name)
     finally:
         truth_source.stop()
-        drop_namespace(kube, namespace)
+        drop_namespaces(kube, namespace)
 
     intervals = truth_source.intervals(gpus, until=_time(status["ledgerTime"]))
     one_sample = peak_gpus(intervals) * SAMPLE / 3600
@@ -290,7 +290,7 @@ def test_apiserver_and_etcd_restarts_recover_by_themselves_without_repeating_any
             assert 1 <= late <= 3, kube.kubectl("get", "events", "-n", namespace)
             assert "Traceback" not in operator.log()
     finally:
-        drop_namespace(kube, namespace)
+        drop_namespaces(kube, namespace)
 
 
 def condition_becomes(kube: Kube, namespace: str, name: str, kind: str, status: str) -> dict[str, Any]:
@@ -354,7 +354,7 @@ def test_prometheus_down_shuts_nothing_down_and_prediction_falls_back(
             print(f"\nPrometheus down {time.monotonic() - outage:.0f} s: {still['message']}")
     finally:
         for namespace in (idle_ns, predict_ns):
-            drop_namespace(kube, namespace)
+            drop_namespaces(kube, namespace)
 
 
 def timed(kube: Kube, *args: str, stdin: str | None = None) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -458,4 +458,4 @@ def test_webhook_server_down_fails_as_documented(kube: Kube, tmp_path: Path) -> 
         for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
             kube.kubectl("delete", kind, "finops.dev", "--ignore-not-found")
         for namespace in (caps_ns, sov_ns):
-            drop_namespace(kube, namespace)
+            drop_namespaces(kube, namespace)

@@ -23,7 +23,7 @@ import pytest
 
 from tests.alert_receiver import AlertReceiver, alert_receiver
 from tests.integration.test_finopspolicy_enforcement import apply, deployment, events, policy, replicas
-from tests.kube import REPO, Kube, drop_namespace, eventually
+from tests.kube import REPO, Kube, drop_namespaces, eventually
 from tests.operator_process import OperatorProcess, free_port, running_operator
 
 LEASE_SECONDS = 6
@@ -259,4 +259,4 @@ def test_one_leader_acts_both_serve_admission_and_kill_9_hands_over(
         for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
             kube.kubectl("delete", kind, "finops.dev", "--ignore-not-found")
         kube.kubectl("delete", "lease", "-n", "default", "finops-operator", "--ignore-not-found")
-        drop_namespace(kube, BUDGET_NS)
+        drop_namespaces(kube, BUDGET_NS)

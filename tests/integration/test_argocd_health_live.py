@@ -24,7 +24,7 @@ from finops_operator.devcluster.nodes import NodeSpec, node_manifest
 from tests.argocd_lua import CUSTOMIZATIONS, KINDS, health_of, kind_dir
 from tests.dcgm_exporter import DcgmExporter
 from tests.integration.test_finopspolicy_enforcement import policy
-from tests.kube import REPO, Kube, eventually
+from tests.kube import REPO, Kube, drop_namespaces, eventually
 from tests.operator_process import running_operator
 from tests.prometheus_harness import PrometheusServer
 
@@ -364,4 +364,6 @@ def test_each_kind_in_each_state_gets_the_health_docs_gitops_promises(
             return names
 
         eventually(lambda: not leftovers(), timeout=180, what=f"our objects gone (log: {operator.log_path})")
+    # The fleet's namespace before its nodes: pods on a deleted kwok node wait for the pod GC.
+    drop_namespaces(kube, "argo-edge")
     kube.kubectl("delete", "node", "-l", f"{GROUP_LABEL} in (argo-fleet,argo-rollback)", "--wait=false")

@@ -28,7 +28,7 @@ from tests.dcgm_exporter import DcgmExporter
 from tests.integration.test_edgefleet import GROUP_LABEL, fleet, site_nodes
 from tests.integration.test_finopspolicy_enforcement import deployment, policy, replicas
 from tests.integration.test_predictive_scaling import daily_history, predictive_policy
-from tests.kube import REPO, Kube, eventually
+from tests.kube import REPO, Kube, drop_namespaces, eventually
 from tests.operator_process import free_port, running_operator
 from tests.prometheus_harness import PrometheusBinaries, PrometheusServer
 from tests.required_tools import prometheus_binaries
@@ -241,7 +241,8 @@ def observed(
             prometheus.stop()
             print(f"--- {prometheus.log_path} ---\n{prometheus.log()[-2000:]}")
             kube.kubectl("delete", "sovr", "obs-eu", "--wait=false", check=False)
-            kube.kubectl("delete", "namespace", *(n for n, _ in namespaces), "--wait=false", check=False)
+            # Namespaces first: pods on a deleted kwok node wait for the pod GC (about a minute).
+            drop_namespaces(kube, *(n for n, _ in namespaces))
             kube.kubectl("delete", "node", "-l", f"{GROUP_LABEL}={SITES}", "--wait=false", check=False)
 
 

@@ -50,8 +50,8 @@ def build_registry(
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
     if standby:
-        finopspolicy._register_indexes(registry)
-        sovereignregion._register_indexes(registry)
+        finopspolicy.register_indexes(registry)
+        sovereignregion.register_indexes(registry)
         modelreleasegate.register_indexes(registry)
     else:
         finopspolicy.register(registry, operator_settings)

@@ -61,7 +61,7 @@ KIND = "EdgeFleet"
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     """Register the EdgeFleet indexes and reconcilers on ``registry``."""
-    _register_indexes(registry)
+    register_indexes(registry)
     _register_reconcilers(registry, settings)
 
 
@@ -70,7 +70,7 @@ def register_admission(registry: kopf.OperatorRegistry, settings: Settings) -> N
     webhook on Deployments would put the fleet's own site workloads behind the operator's uptime."""
 
 
-def _register_indexes(registry: kopf.OperatorRegistry) -> None:
+def register_indexes(registry: kopf.OperatorRegistry) -> None:
     """Watch-fed views, so a reconcile never LISTs nodes or Deployments."""
 
     @kopf.index("", "v1", "nodes", id="edgefleet_nodes", registry=registry)

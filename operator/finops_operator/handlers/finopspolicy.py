@@ -77,11 +77,11 @@ async def _in_thread(fn: Callable[..., None], kwargs: Mapping[str, Any]) -> None
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     """Register the FinOpsPolicy handlers on ``registry``."""
-    _register_indexes(registry)
+    register_indexes(registry)
     _register_reconcilers(registry, settings)
 
 
-def _register_indexes(registry: kopf.OperatorRegistry) -> None:
+def register_indexes(registry: kopf.OperatorRegistry) -> None:
     """In-memory views kept current by watch streams, so a sample never LISTs the cluster."""
 
     @kopf.index("apps", "v1", "deployments", id="deployments_by_namespace", registry=registry)

@@ -186,11 +186,11 @@ async def _in_thread(fn: Callable[..., None], kwargs: Mapping[str, Any]) -> None
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     """Register the indexes, the audit timer and the change handlers of SovereignRegions."""
-    _register_indexes(registry)
+    register_indexes(registry)
     _register_reconcilers(registry, settings)
 
 
-def _register_indexes(registry: kopf.OperatorRegistry) -> None:
+def register_indexes(registry: kopf.OperatorRegistry) -> None:
     @kopf.index(GROUP, VERSION, PLURAL, id="sovr_regions", registry=registry)
     def sovr_regions(*, name: str, uid: str, spec: Mapping[str, Any], **_: Any) -> dict[str, RegionFacts]:
         try:

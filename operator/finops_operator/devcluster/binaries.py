@@ -9,6 +9,8 @@ work on machines that only reach package registries.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -16,7 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +39,19 @@ def stderr_progress(message: str) -> None:
 def cache_root() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "finops-operator" / "bin"
+
+
+@contextlib.contextmanager
+def build_lock() -> Iterator[None]:
+    """One build into the cache at a time, across processes (parallel test workers, a `make demo`
+    beside a test run): the second waits, then finds the first one's binaries."""
+    cache_root().mkdir(parents=True, exist_ok=True)
+    with (cache_root() / ".build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
@@ -264,13 +279,25 @@ def _build_kwok(progress: Progress) -> None:
 def ensure_binaries(progress: Progress = stderr_progress, env: Mapping[str, str] | None = None) -> Binaries:
     """Return every binary, building the missing ones from source (cached by version)."""
     env = os.environ if env is None else env
+    if any(locate(name, env) is None for name in ALL_BINARIES):
+        with build_lock():
+            _build_missing(progress, env)
+    paths = {name: locate(name, env) for name in ALL_BINARIES}
+    absent = [name for name, path in paths.items() if path is None]
+    if absent:
+        raise BuildError(f"still missing after build: {', '.join(absent)}")
+    return Binaries(**{name.replace("-", "_"): path for name, path in paths.items() if path is not None})
+
+
+def _build_missing(progress: Progress, env: Mapping[str, str]) -> None:
     found = {name: locate(name, env) for name in ALL_BINARIES}
     missing = [name for name, path in found.items() if path is None]
-    if missing:
-        progress(
-            f"missing binaries {', '.join(missing)}: building from source via the Go module proxy "
-            f"into {cache_root()} (first time only)"
-        )
+    if not missing:
+        return
+    progress(
+        f"missing binaries {', '.join(missing)}: building from source via the Go module proxy "
+        f"into {cache_root()} (first time only)"
+    )
     kubernetes_missing = [name for name in missing if name in KUBERNETES_BINARIES]
     if kubernetes_missing:
         _build_kubernetes(kubernetes_missing, progress)
@@ -278,11 +305,6 @@ def ensure_binaries(progress: Progress = stderr_progress, env: Mapping[str, str]
         _build_etcd(progress)
     if "kwok" in missing:
         _build_kwok(progress)
-    paths = {name: locate(name, env) for name in ALL_BINARIES}
-    absent = [name for name, path in paths.items() if path is None]
-    if absent:
-        raise BuildError(f"still missing after build: {', '.join(absent)}")
-    return Binaries(**{name.replace("-", "_"): path for name, path in paths.items() if path is not None})
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from pathlib import Path
 from finops_operator.devcluster.binaries import (
     BuildError,
     Progress,
+    build_lock,
     cache_root,
     go_env,
     run_command,
@@ -99,6 +100,13 @@ def ensure_tool(tool: GoTool, progress: Progress = stderr_progress) -> Path:
     """Return the cached binary, building it first if it is not there yet."""
     if tool.path.is_file():
         return tool.path
+    with build_lock():
+        if tool.path.is_file():  # built by another process while this one waited
+            return tool.path
+        return _build(tool, progress)
+
+
+def _build(tool: GoTool, progress: Progress) -> Path:
     if not shutil.which("go"):
         raise BuildError(f"Go is needed to build {tool.name} {tool.version} from source; install Go 1.23+")
     env = go_env()

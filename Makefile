@@ -14,6 +14,9 @@ DEMO_KUBECTL := KUBECONFIG=$(KUBECONFIG_DEMO) kubectl
 TRY_REJECTED := apply --dry-run=server -f samples/admission/over-cpu-cap.yaml
 TRY_INJECTED := create --dry-run=server -f samples/admission/region-injected.yaml -o jsonpath='{.spec.template.spec.affinity}'
 PYTEST_ARGS ?=
+# Test files run on this many workers (pytest-xdist; each integration worker starts its own control plane).
+TEST_WORKERS ?= 2
+PARALLEL := -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: help setup test-deps test unit integration lint verify crds bench demo demo-down cluster-up cluster-down clean
 
@@ -51,13 +54,15 @@ test-deps: ## Make sure Debian's prometheus, promtool and redis-server are there
 	fi
 
 test: setup test-deps ## Run every test: unit, then integration on a real control plane (built on first use)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m tests.build_tools
+	$(BIN)/python -m pytest $(PARALLEL) $(PYTEST_ARGS)
 
 unit: setup ## Unit tests only (no cluster)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 integration: setup test-deps ## Integration tests only (real control plane)
-	$(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+	$(BIN)/python -m tests.build_tools
+	$(BIN)/python -m pytest $(PARALLEL) tests/integration $(PYTEST_ARGS)
 
 lint: setup ## ruff, mypy --strict, import-linter layering contracts
 	$(BIN)/ruff check .

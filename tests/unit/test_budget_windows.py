@@ -211,7 +211,6 @@ def test_idle_gpu_hours_come_from_utilisation_and_are_shown_apart() -> None:
     assert [(w.name, w.gpu_hours, w.cost, w.idle_gpu_hours) for w in day.workloads] == [
         ("llm", 4.0, 8.0, 3.0)
     ]
-    assert plan.accounted["llm"].gpu_hours == pytest.approx(4.0)
 
 
 def test_planning_twice_changes_nothing_with_windows() -> None:
@@ -219,4 +218,3 @@ def test_planning_twice_changes_nothing_with_windows() -> None:
     first = sample(FinOpsPolicyStatus(), since + 4 * H, pods=(gpu_pod(since),))
     second = sample(restarted(first.status), since + 4 * H, pods=(gpu_pod(since),))
     assert second.status.to_wire() == first.status.to_wire()
-    assert second.accounted == {}

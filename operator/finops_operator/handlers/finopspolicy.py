@@ -37,6 +37,7 @@ from finops_operator.planners.policy.caps import PodTemplateFacts, admit_deploym
 from finops_operator.planners.policy.ledger import LedgerPod, ledger_pod
 from finops_operator.planners.policy.observation import DemandReading
 from finops_operator.planners.policy.predictive import PredictionInput
+from finops_operator.planners.policy.window_ledgers import monthly_usage
 from finops_operator.planners.policy.writes import plan_deletion, policy_writes
 from finops_operator.settings import Settings
 from finops_operator.telemetry import prometheus
@@ -251,6 +252,7 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
             idle=plan.status.idle_workloads,
             alerting=spec.get("alerting"),
         )
+        metrics.record_usage(namespace, name, monthly_usage(plan.status))
         forecast = plan.status.prediction
         metrics.record_prediction(
             namespace,

@@ -124,8 +124,6 @@ class LedgerAdvance:
     releasable: tuple[LedgerPod, ...]
     """Ended pods that the *persisted* ledger already covers to their end: their finalizer may go now.
     (Pods ending in this sample wait one more sample, until the ledger that counts them is stored.)"""
-    accounted: Mapping[str, Usage] = field(default_factory=dict)
-    """What this sample added, per workload."""
 
 
 def gpu_hours_between(pod: LedgerPod, since: datetime, until: datetime) -> float:
@@ -169,7 +167,6 @@ def advance_ledger(
     since = min(previous.accounted_until, now)
     by_workload = dict(previous.by_workload)
     usage = dict(previous.usage_by_workload)
-    accounted: dict[str, Usage] = {}
     gpu_hours, cost, running_gpus, cost_per_hour = previous.gpu_hours, previous.cost, 0, 0.0
     releasable: list[LedgerPod] = []
     for workload, pods in sorted(pods_by_workload.items()):
@@ -186,7 +183,6 @@ def advance_ledger(
                     used * rate,
                     used * (1 - min(max(busy, 0.0), 100.0) / 100) if busy is not None else 0.0,
                 )
-                accounted[workload] = accounted.get(workload, Usage()) + added
                 usage[workload] = usage.get(workload, Usage(by_workload[workload] - used)) + added
             if pod.running_since is not None and pod.ended_at is None:
                 running_gpus += pod.gpus
@@ -201,4 +197,4 @@ def advance_ledger(
         by_workload=by_workload,
         usage_by_workload=usage,
     )
-    return LedgerAdvance(ledger, running_gpus, cost_per_hour, tuple(releasable), accounted)
+    return LedgerAdvance(ledger, running_gpus, cost_per_hour, tuple(releasable))

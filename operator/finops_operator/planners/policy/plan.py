@@ -36,7 +36,7 @@ from finops_operator.planners.policy.caps import cap_violations
 from finops_operator.planners.policy.conditions import optional, policy_conditions, workload_state
 from finops_operator.planners.policy.events import PlannedEvent, budget_events, new_violation_events
 from finops_operator.planners.policy.idle import plan_idle_all
-from finops_operator.planners.policy.ledger import Ledger, LedgerPod, Usage
+from finops_operator.planners.policy.ledger import Ledger, LedgerPod
 from finops_operator.planners.policy.observation import DeploymentFacts, PolicyObservation
 from finops_operator.planners.policy.predictive import (
     PredictiveDecision,
@@ -67,9 +67,6 @@ class PolicyPlan:
     hpas: HpaPlan = field(default_factory=HpaPlan)
     anomaly_flags: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     """Per workload and anomaly kind, 1 while that anomaly is active (the finops_anomalies gauge)."""
-    accounted: Mapping[str, Usage] = field(default_factory=dict)
-    """GPU-hours, cost and idle GPU-hours this sample added per workload, once the status stores them
-    (the finops_gpu_hours_total and finops_cost_total counters)."""
 
 
 def parse_policy_spec(raw: Mapping[str, Any]) -> FinOpsPolicySpec:
@@ -255,7 +252,6 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
         ),
         hpas=hpas,
         anomaly_flags=anomalies.flags,
-        accounted=windows.accounted if status.ledger_time != previous.ledger_time else {},
         pods_to_release=(
             *(
                 p

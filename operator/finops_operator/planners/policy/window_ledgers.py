@@ -37,8 +37,6 @@ class WindowAdvance:
     """Per period, the previous window (accounted to its end), when there is one."""
     releasable: frozenset[tuple[str, str]]
     """(namespace, name) of ended pods every ledger already covers to their end."""
-    accounted: Mapping[str, Usage]
-    """What this sample added per workload, through the daily ledgers (the counters' increments)."""
 
 
 def ledger_of(entry: WindowLedger) -> Ledger:
@@ -105,7 +103,6 @@ def advance_windows(
     current: dict[BudgetPeriod, tuple[LedgerAdvance, datetime]] = {}
     closed: dict[BudgetPeriod, tuple[Ledger, datetime]] = {}
     advances: list[LedgerAdvance] = []
-    accounted: list[Mapping[str, Usage]] = []
     for period in BudgetPeriod:
         start, end = period_bounds(budget_window, period, now)
         stored = _stored(status, period)
@@ -115,23 +112,15 @@ def advance_windows(
             closing = advance(ledger_of(previous), previous.start, min(previous.end, now))
             advances.append(closing)
             closed[period] = (closing.ledger, previous.end)
-            if period == BudgetPeriod.DAILY:
-                accounted.append(closing.accounted)
         elif previous is not None:
             closed[period] = (ledger_of(previous), previous.end)
         now_advance = advance(ledger_of(ongoing) if ongoing else None, start, now)
         advances.append(now_advance)
         current[period] = (now_advance, end)
-        if period == BudgetPeriod.DAILY:
-            accounted.append(now_advance.accounted)
     releasable = frozenset.intersection(
         *(frozenset((p.namespace, p.name) for p in a.releasable) for a in advances)
     )
-    total: dict[str, Usage] = {}
-    for part in accounted:
-        for workload, usage in part.items():
-            total[workload] = total.get(workload, Usage()) + usage
-    return WindowAdvance(current, closed, releasable, total)
+    return WindowAdvance(current, closed, releasable)
 
 
 def window_entries(
@@ -208,3 +197,13 @@ def _entry(
             for name in sorted(usage)[:MAX_LISTED_WORKLOADS]
         ],
     )
+
+
+def monthly_usage(status: FinOpsPolicyStatus) -> list[tuple[datetime, dict[str, tuple[float, float, float]]]]:
+    """The monthly ledgers, oldest first, as (start, per workload GPU-hours, cost, idle GPU-hours): what
+    the usage counters follow."""
+    return [
+        (w.start, {u.name: (u.gpu_hours, u.cost, u.idle_gpu_hours) for u in w.workloads})
+        for w in sorted(status.windows, key=lambda w: w.start)
+        if w.period == BudgetPeriod.MONTHLY
+    ]

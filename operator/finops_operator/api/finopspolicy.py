@@ -49,6 +49,9 @@ class CostLimits(ApiModel):
     """Maximum memory in GB (10^9 bytes; sum of container limits, else requests) per pod."""
     max_gpus_per_pod: int | None = Field(default=None, alias="maxGPUsPerPod", ge=0, le=64)
     """Maximum nvidia.com/gpu per pod."""
+    max_hourly_cost: float | None = Field(default=None, ge=0)
+    """Maximum cost per hour of one workload: GPUs per pod x replicas x the GPU-hour rate (the product
+    its nodeSelector pins, else gpuHourlyRate); needs spec.pricing."""
     budget_action: BudgetAction = BudgetAction.SCALE_TO_MIN
     """When any budget is used up (till its reset): ScaleToMin, ScaleToZero, BlockScaleUp or AlertOnly."""
     alert_thresholds_percent: list[int] = Field(
@@ -557,6 +560,10 @@ class FinOpsPolicy(CustomResource):
             {
                 "rule": "!has(self.costLimits) || !has(self.costLimits.dailyCost) || has(self.pricing)",
                 "message": "costLimits.dailyCost needs spec.pricing to turn GPU-hours into cost",
+            },
+            {
+                "rule": "!has(self.costLimits) || !has(self.costLimits.maxHourlyCost) || has(self.pricing)",
+                "message": "costLimits.maxHourlyCost needs spec.pricing to turn GPUs into cost",
             },
             {
                 "rule": "!has(self.budgets) || has(self.pricing) || self.budgets.all(b, !has(b.cost))",

@@ -33,7 +33,12 @@ from finops_operator.planners.policy import (
 )
 from finops_operator.planners.policy.anomaly import demand_query
 from finops_operator.planners.policy.bounds import POLICY_LABEL, HpaFacts
-from finops_operator.planners.policy.caps import PodTemplateFacts, admit_deployment, previous_deployment
+from finops_operator.planners.policy.caps import (
+    PodTemplateFacts,
+    admit_deployment,
+    previous_deployment,
+    replicas_of,
+)
 from finops_operator.planners.policy.ledger import LedgerPod, ledger_pod
 from finops_operator.planners.policy.observation import DemandReading
 from finops_operator.planners.policy.predictive import PredictionInput
@@ -322,7 +327,12 @@ def _validate_caps(
 ) -> None:
     spec = body.get("spec") or {}
     template = spec.get("template") or {}
-    if operation == "UPDATE" and old is not None and (old.get("spec") or {}).get("template") == template:
+    before = (old or {}).get("spec") or {}
+    if (
+        operation == "UPDATE"
+        and old is not None
+        and all(before.get(k) == spec.get(k) for k in ("template", "replicas"))
+    ):
         return
     policies = [
         (p.name, p.spec) for p in policies_by_namespace.get(namespace or "", []) if p.spec is not None
@@ -332,7 +342,9 @@ def _validate_caps(
     labels = (body.get("metadata") or {}).get("labels") or {}
     deployment = name or (body.get("metadata") or {}).get("generateName") or "<unnamed>"
     facts = PodTemplateFacts.from_template(template)
-    verdict = admit_deployment(policies, deployment, labels, facts, previous_deployment(old))
+    verdict = admit_deployment(
+        policies, deployment, labels, facts, previous_deployment(old), replicas=replicas_of(spec)
+    )
     warnings.extend(verdict.warnings)
     if not verdict.allowed:
         raise kopf.AdmissionError(verdict.message, code=403)

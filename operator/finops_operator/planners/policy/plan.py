@@ -167,7 +167,7 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
     changes.extend(anomalies.changes)
     events.extend(anomalies.events)
 
-    violations = [v for d in governed for v in cap_violations(d.name, spec, d.template)]
+    violations = [v for d in governed for v in cap_violations(d.name, spec, d.template, d.replicas)]
     events.extend(new_violation_events(policy, spec, violations, previous.violations))
 
     decision = _decide_prediction(spec, observation, governed, assessment.gpu_hours_remaining, now)

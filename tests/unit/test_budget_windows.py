@@ -218,3 +218,15 @@ def test_planning_twice_changes_nothing_with_windows() -> None:
     first = sample(FinOpsPolicyStatus(), since + 4 * H, pods=(gpu_pod(since),))
     second = sample(restarted(first.status), since + 4 * H, pods=(gpu_pod(since),))
     assert second.status.to_wire() == first.status.to_wire()
+
+
+def test_a_changed_time_zone_keeps_the_month_to_date() -> None:
+    since = utc(2026, 11, 10, 8)
+    spec = {**SPEC, "budgetWindow": {"timeZone": "UTC"}}
+    before = sample(FinOpsPolicyStatus(), since + 10 * H, spec=spec, pods=(gpu_pod(since),)).status
+    for zone in ("Asia/Tokyo", "America/New_York"):  # the month starts earlier, then later, than in UTC
+        moved = {**SPEC, "budgetWindow": {"timeZone": zone}}
+        after = sample(restarted(before), since + 11 * H, spec=moved, pods=(gpu_pod(since),)).status
+        month = next(w for w in after.windows if w.period == "monthly" and w.start <= since < w.end)
+        assert month.gpu_hours_used == pytest.approx(11.0), zone
+        assert len([w for w in after.windows if w.period == "monthly"]) == 1, zone

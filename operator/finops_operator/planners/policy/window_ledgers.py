@@ -10,7 +10,7 @@ the ones that ended), then kept as the previous one until the next reset drops i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from finops_operator.api.finopspolicy import (
@@ -71,6 +71,12 @@ def _stored(status: FinOpsPolicyStatus, period: BudgetPeriod) -> list[WindowLedg
     ]
 
 
+def _moved(stored: Sequence[WindowLedger], start: datetime, end: datetime) -> WindowLedger | None:
+    """An open window that overlaps [start, end) without starting at ``start``: budgetWindow changed
+    (time zone, reset time, week start). Its figures carry over, so a month-to-date is not lost."""
+    return next((w for w in stored if w.ledger_time < w.end and w.start < end and start < w.end), None)
+
+
 def notified_in(status: FinOpsPolicyStatus, period: BudgetPeriod, start: datetime) -> list[int]:
     """Thresholds already announced in the window starting at ``start`` (each fires once a window)."""
     stored = next((w for w in _stored(status, period) if w.start == start), None)
@@ -106,15 +112,17 @@ def advance_windows(
     for period in BudgetPeriod:
         start, end = period_bounds(budget_window, period, now)
         stored = _stored(status, period)
-        ongoing = next((w for w in stored if w.start == start), None)
-        previous = next((w for w in stored if w.start < start), None)
+        ongoing = next((w for w in stored if w.start == start), None) or _moved(stored, start, end)
+        previous = next((w for w in stored if w.start < start and w is not ongoing), None)
         if previous is not None and previous.ledger_time < previous.end:  # ended since the last sample
             closing = advance(ledger_of(previous), previous.start, min(previous.end, now))
             advances.append(closing)
             closed[period] = (closing.ledger, previous.end)
         elif previous is not None:
             closed[period] = (ledger_of(previous), previous.end)
-        now_advance = advance(ledger_of(ongoing) if ongoing else None, start, now)
+        now_advance = advance(
+            replace(ledger_of(ongoing), window_start=start) if ongoing else None, start, now
+        )
         advances.append(now_advance)
         current[period] = (now_advance, end)
     releasable = frozenset.intersection(

@@ -49,8 +49,8 @@ class ShowbackReport:
     window: ShowbackWindow
     by: str
     rows: tuple[ShowbackRow, ...]
-    windows: tuple[tuple[str, str, str], ...]
-    """(namespace/policy, start, end) of every policy window summed."""
+    windows: tuple[tuple[str, str, str, str], ...]
+    """(namespace/policy, start, end, accounted until) of every policy window summed."""
     problems: tuple[str, ...] = ()
     """Policies without a ledger for the window asked for (not counted as zero)."""
 
@@ -59,7 +59,7 @@ class ShowbackReport:
             "window": self.window.value,
             "by": self.by,
             "rows": [asdict(r) for r in self.rows],
-            "policies": [{"policy": p, "start": s, "end": e} for p, s, e in self.windows],
+            "policies": [{"policy": p, "start": s, "end": e, "ledgerTime": t} for p, s, e, t in self.windows],
             "problems": list(self.problems),
         }
 
@@ -84,7 +84,7 @@ class ShowbackReport:
         ]
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-        lines.extend(f"{p}: {s} .. {e}" for p, s, e in self.windows)
+        lines.extend(f"{p}: {s} .. {e} (accounted until {t})" for p, s, e, t in self.windows)
         lines.extend(f"! {p}" for p in self.problems)
         return "\n".join(lines)
 
@@ -146,7 +146,7 @@ def showback_report(
     if by not in ("namespace", "workload") and not label_key:
         raise ValueError(f"--by {by!r}: use namespace, workload or label:<key>")
     totals: dict[tuple[str, str], list[float]] = {}
-    spans: list[tuple[str, str, str]] = []
+    spans: list[tuple[str, str, str, str]] = []
     problems: list[str] = []
     for obj in sorted(
         policies,
@@ -173,7 +173,14 @@ def showback_report(
                 "(status keeps the current and the previous window)"
             )
             continue
-        spans.append((f"{namespace}/{name}", ledger.start.isoformat(), ledger.end.isoformat()))
+        spans.append(
+            (
+                f"{namespace}/{name}",
+                ledger.start.isoformat(),
+                ledger.end.isoformat(),
+                ledger.ledger_time.isoformat(),
+            )
+        )
         listed = [(w.name, w.gpu_hours, w.cost, w.idle_gpu_hours) for w in ledger.workloads]
         rest = (
             OTHER_WORKLOADS,

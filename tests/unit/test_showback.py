@@ -130,6 +130,7 @@ def test_formats() -> None:
         "policy": "team-a/budget",
         "start": "2026-11-01T00:00:00+00:00",
         "end": "2026-12-01T00:00:00+00:00",
+        "ledgerTime": "2026-12-01T00:00:00+00:00",
     }
     table = report.to_table().splitlines()
     assert table[0].split() == ["NAMESPACE", "GPU-HOURS", "COST", "IDLE", "GPU-HOURS"]

@@ -273,7 +273,7 @@ class FinOpsPolicySpec(ApiModel):
     enforcement_mode: EnforcementMode = EnforcementMode.ENFORCE
     """Enforce acts, DryRun only reports what it would do, Warn reports and warns."""
     cost_limits: CostLimits | None = None
-    """Daily budgets, per-workload caps, and the budget action and alert thresholds of every budget."""
+    """Daily budgets and per-workload caps. Its budgetAction and alertThresholdsPercent serve every budget."""
     budgets: list[Budget] = Field(
         default_factory=list,
         max_length=3,

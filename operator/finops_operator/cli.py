@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +18,7 @@ from finops_operator.devcluster.binaries import BuildError, ensure_binaries
 from finops_operator.devcluster.cluster import ClusterError, LocalCluster, default_cluster_dir
 from finops_operator.reports import sovereignty_report
 from finops_operator.settings import SettingsError, load_settings
+from finops_operator.showback import ShowbackWindow, parse_at, showback_report
 
 app = typer.Typer(help="FinOps and data-sovereignty guardrails for GPU/AI workloads.", no_args_is_help=True)
 dev_app = typer.Typer(help="Local development helpers.", no_args_is_help=True)
@@ -24,7 +27,7 @@ cluster_app = typer.Typer(
     "scheduler, kwok) on 127.0.0.1.",
     no_args_is_help=True,
 )
-report_app = typer.Typer(help="Reports for auditors.", no_args_is_help=True)
+report_app = typer.Typer(help="Reports for auditors and finance.", no_args_is_help=True)
 app.add_typer(dev_app, name="dev")
 app.add_typer(report_app, name="report")
 dev_app.add_typer(cluster_app, name="cluster")
@@ -210,6 +213,59 @@ def report_sovereignty(
     report = sovereignty_report(regions)
     typer.echo(report.to_json() if as_json else report.to_table())
     raise typer.Exit(0 if report.compliant else 1)
+
+
+class ReportFormat(StrEnum):
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+
+
+@report_app.command("showback")
+def report_showback(
+    window: Annotated[
+        ShowbackWindow, typer.Option("--window", help="day, week or month.")
+    ] = ShowbackWindow.DAY,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="A date (YYYY-MM-DD) or ISO instant inside the window; default now."),
+    ] = None,
+    by: Annotated[str, typer.Option("--by", help="namespace, workload or label:<key>.")] = "namespace",
+    output: Annotated[
+        ReportFormat, typer.Option("--format", help="table, csv or json.")
+    ] = ReportFormat.TABLE,
+) -> None:
+    """GPU-hours, cost and idle GPU-hours of every FinOpsPolicy's governed workloads over a day, week or
+    month (from KUBECONFIG or the in-cluster account); exit 1 if a policy has no ledger for it."""
+    from finops_operator.kube import KubeClient  # noqa: PLC0415 - the Kubernetes client only when needed
+
+    try:
+        moment = parse_at(at, datetime.now(UTC))
+    except ValueError as error:
+        typer.echo(f"--at {at!r}: {error}", err=True)
+        raise typer.Exit(2) from None
+    if by not in ("namespace", "workload") and not (by.startswith("label:") and len(by) > len("label:")):
+        typer.echo(f"--by {by!r}: use namespace, workload or label:<key>", err=True)
+        raise typer.Exit(2)
+    try:
+        kube = KubeClient.from_environment()
+        policies = kube.list_cluster_objects("finops.dev", "v1alpha1", "finopspolicies")
+        deployments = (
+            kube.list_cluster_objects("apps", "v1", "deployments") if by.startswith("label:") else []
+        )
+    except Exception as error:
+        typer.echo(f"cannot read FinOpsPolicies: {error}", err=True)
+        raise typer.Exit(2) from None
+    report = showback_report(policies, deployments, window=window, by=by, at=moment)
+    render = {
+        ReportFormat.TABLE: report.to_table,
+        ReportFormat.CSV: report.to_csv,
+        ReportFormat.JSON: report.to_json,
+    }
+    typer.echo(render[output]())
+    for problem in report.problems if output != ReportFormat.TABLE else ():
+        typer.echo(f"! {problem}", err=True)
+    raise typer.Exit(1 if report.problems else 0)
 
 
 @dev_app.command("binaries")

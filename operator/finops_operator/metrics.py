@@ -7,7 +7,9 @@ consistent and series of deleted objects are removed.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -56,6 +58,27 @@ ACTIONS = Counter(
     "Changes made to workloads. Labels: namespace, policy, action (Event reason).",
     ["namespace", "policy", "action"],
 )
+GPU_HOURS_TOTAL = Counter(
+    "finops_gpu_hours",
+    "GPU-hours used by governed workloads since the operator started, from the policy's monthly ledger "
+    "(showback). Labels: namespace, workload, policy.",
+    ["namespace", "workload", "policy"],
+)
+COST_TOTAL = Counter(
+    "finops_cost",
+    "Cost of those GPU-hours at the policy's pricing. Labels: namespace, workload, policy.",
+    ["namespace", "workload", "policy"],
+)
+IDLE_GPU_HOURS_TOTAL = Counter(
+    "finops_idle_gpu_hours",
+    "Of those GPU-hours, the ones held but unused (1 - GPU utilisation). Labels: namespace, workload, "
+    "policy.",
+    ["namespace", "workload", "policy"],
+)
+UsageFigures = Mapping[str, tuple[float, float, float]]
+"""Per workload: GPU-hours, cost, idle GPU-hours."""
+_usage_seen: dict[tuple[str, str], tuple[datetime, dict[str, tuple[float, float, float]]]] = {}
+_usage_lock = threading.Lock()
 API_REQUESTS = Counter(
     "finops_api_requests_total",
     "Kubernetes API requests the operator's handlers made outside Kopf's watches and patches. "
@@ -101,6 +124,53 @@ def record_policy(
     _record_alert_routes(namespace, policy, alerting or {})
 
 
+def record_usage(namespace: str, policy: str, windows: Sequence[tuple[datetime, UsageFigures]]) -> None:
+    """Advance the usage counters to the policy's monthly ledgers: ``windows`` as (start, figures), oldest
+    first (the closed month, then the current one).
+
+    Counters only grow by what the ledger grew since it was last seen by this process: a sample
+    planned from a stale status (a ledger value seen before) adds nothing, a new month adds its
+    figures, and what was used before the process started is not added again after a restart (a
+    counter restarts at 0; the ledger, not the counter, is the record).
+    """
+    if windows:
+        with _usage_lock:
+            _advance_usage(namespace, policy, windows)
+
+
+def _advance_usage(namespace: str, policy: str, windows: Sequence[tuple[datetime, UsageFigures]]) -> None:
+    key = (namespace, policy)
+    newest_start, newest = windows[-1]
+    seen = _usage_seen.get(key)
+    if seen is None:
+        for workload in newest:
+            for counter in (GPU_HOURS_TOTAL, COST_TOTAL, IDLE_GPU_HOURS_TOTAL):
+                counter.labels(namespace=namespace, workload=workload, policy=policy).inc(0)
+        _usage_seen[key] = (newest_start, dict(newest))
+        return
+    seen_start, seen_values = seen
+    for start, figures in windows:
+        if start < seen_start:
+            continue
+        base = seen_values if start == seen_start else {}
+        for workload, values in figures.items():
+            before = base.get(workload, (0.0, 0.0, 0.0))
+            for counter, now, then in zip(
+                (GPU_HOURS_TOTAL, COST_TOTAL, IDLE_GPU_HOURS_TOTAL), values, before, strict=True
+            ):
+                counter.labels(namespace=namespace, workload=workload, policy=policy).inc(
+                    max(now - then, 0.0)
+                )
+    if newest_start == seen_start:
+        kept = dict(seen_values)
+        for workload, (gpu_hours, cost, idle) in newest.items():
+            old = seen_values.get(workload, (0.0, 0.0, 0.0))
+            kept[workload] = (max(gpu_hours, old[0]), max(cost, old[1]), max(idle, old[2]))
+        _usage_seen[key] = (newest_start, kept)
+    elif newest_start > seen_start:
+        _usage_seen[key] = (newest_start, dict(newest))
+
+
 def _record_alert_routes(namespace: str, policy: str, alerting: Mapping[str, Any]) -> None:
     """One series per configured route of spec.alerting; a changed or removed route loses its series."""
     wanted = set()
@@ -133,9 +203,22 @@ def forget_policy(namespace: str, policy: str) -> None:
         with contextlib.suppress(KeyError):
             gauge.remove(namespace, policy)
     _record_alert_routes(namespace, policy, {})
+    _forget_usage(namespace, policy)
     record_prediction(namespace, policy, peak=None, replicas=None, mae=None)
     record_demand(namespace, policy, observed=None, forecast=None)
     record_anomalies(namespace, policy, {})
+
+
+def _forget_usage(namespace: str, policy: str) -> None:
+    with _usage_lock:
+        _usage_seen.pop((namespace, policy), None)
+    for counter in (GPU_HOURS_TOTAL, COST_TOTAL, IDLE_GPU_HOURS_TOTAL):
+        for metric in counter.collect():
+            for sample in metric.samples:
+                labels = sample.labels
+                if labels.get("namespace") == namespace and labels.get("policy") == policy:
+                    with contextlib.suppress(KeyError):
+                        counter.remove(namespace, labels["workload"], policy)
 
 
 def serve(port: int, addr: str = "0.0.0.0", registry: CollectorRegistry = REGISTRY) -> None:

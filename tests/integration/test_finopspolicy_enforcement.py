@@ -122,8 +122,9 @@ def test_webhook_rejects_in_enforce_warns_in_warn_and_audits_existing_violators(
             "caps-enforce",
             "gpu-caps",
             enforcementMode="Enforce",
-            costLimits={"maxGPUsPerPod": 2, "maxCPUCores": 8, "maxMemoryGB": 32},
+            costLimits={"maxGPUsPerPod": 2, "maxCPUCores": 8, "maxMemoryGB": 32, "maxHourlyCost": 10},
             optimizationRules={"modelQuantizationRequired": True},
+            pricing={"gpuHourlyRate": 2},
         ),
         policy("caps-warn", "gpu-caps", enforcementMode="Warn", costLimits={"maxGPUsPerPod": 2}),
     )
@@ -137,6 +138,13 @@ def test_webhook_rejects_in_enforce_warns_in_warn_and_audits_existing_violators(
     assert "FinOpsPolicy gpu-caps: label finops.dev/model-quantization=fp16" in unquantized.value.stderr
     assert "fits" not in kube.kubectl("get", "deploy", "-n", "caps-enforce")
     apply(kube, deployment("caps-enforce", "fits", 1, gpus=2))  # within every cap: admitted
+    # The hourly cost (GPUs x replicas x rate) is judged on a change of replicas alone as well.
+    with pytest.raises(KubectlError) as costly:
+        apply(kube, deployment("caps-enforce", "fits", 3, gpus=2))
+    assert (
+        "FinOpsPolicy gpu-caps: 2 GPUs per pod x 3 replicas x 2 USD per GPU-hour = 12 USD per hour "
+        "exceeds maxHourlyCost 10" in costly.value.stderr
+    )
 
     import subprocess
 

@@ -59,3 +59,10 @@ def test_run_refuses_invalid_settings_naming_the_variable() -> None:
     result = runner.invoke(app, ["run", "--sample-interval", "0"])
     assert result.exit_code == 2
     assert "FINOPS_SAMPLE_INTERVAL_SECONDS" in result.output
+
+
+def test_showback_refuses_an_unknown_grouping_before_reading_the_cluster() -> None:
+    result = runner.invoke(app, ["report", "showback", "--window", "month", "--by", "team"])
+    assert result.exit_code == 2 and "use namespace, workload or label:<key>" in result.output
+    result = runner.invoke(app, ["report", "showback", "--at", "last tuesday"])
+    assert result.exit_code == 2 and "--at 'last tuesday'" in result.output

@@ -28,7 +28,7 @@ from finops_operator.api.common import (
 
 
 class BudgetAction(StrEnum):
-    """What happens to governed workloads once a daily budget is used up."""
+    """What happens to governed workloads once any budget (of any window) is used up."""
 
     SCALE_TO_MIN = "ScaleToMin"
     SCALE_TO_ZERO = "ScaleToZero"
@@ -49,8 +49,11 @@ class CostLimits(ApiModel):
     """Maximum memory in GB (10^9 bytes; sum of container limits, else requests) per pod."""
     max_gpus_per_pod: int | None = Field(default=None, alias="maxGPUsPerPod", ge=0, le=64)
     """Maximum nvidia.com/gpu per pod."""
+    max_hourly_cost: float | None = Field(default=None, ge=0)
+    """Maximum cost per hour of one workload: GPUs per pod x replicas x the GPU-hour rate (the product
+    its nodeSelector pins, else gpuHourlyRate); needs spec.pricing."""
     budget_action: BudgetAction = BudgetAction.SCALE_TO_MIN
-    """Action once a daily budget is used up: ScaleToMin, ScaleToZero, BlockScaleUp or AlertOnly."""
+    """When any budget is used up (till its reset): ScaleToMin, ScaleToZero, BlockScaleUp or AlertOnly."""
     alert_thresholds_percent: list[int] = Field(
         default_factory=lambda: [80, 100],
         min_length=1,
@@ -60,13 +63,55 @@ class CostLimits(ApiModel):
     """Budget-use percentages that raise an Event and an alert, once per window each."""
 
 
+class BudgetPeriod(StrEnum):
+    """The calendar windows a budget is counted in."""
+
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+
+class Weekday(StrEnum):
+    MONDAY = "Monday"
+    TUESDAY = "Tuesday"
+    WEDNESDAY = "Wednesday"
+    THURSDAY = "Thursday"
+    FRIDAY = "Friday"
+    SATURDAY = "Saturday"
+    SUNDAY = "Sunday"
+
+
+class Budget(ApiModel):
+    """One budget over one calendar window (spec.budgetWindow says where the windows start)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.gpuHours) || has(self.cost)",
+                    "message": "a budget needs gpuHours, cost or both",
+                }
+            ]
+        }
+    )
+
+    period: BudgetPeriod
+    """daily, weekly (starts on budgetWindow.weekStart) or monthly (starts on the 1st)."""
+    gpu_hours: float | None = Field(default=None, alias="gpuHours", ge=0)
+    """Maximum GPU-hours per window for all selected workloads together."""
+    cost: float | None = Field(default=None, ge=0)
+    """Maximum cost per window (in spec.pricing.currency); needs spec.pricing."""
+
+
 class BudgetWindow(ApiModel):
-    """The daily window budgets are counted in."""
+    """Where the budget windows start: time zone, reset time, and the first day of a week."""
 
     time_zone: str = Field(default="UTC", min_length=1, max_length=64)
     """IANA time zone of the window, e.g. Europe/Paris."""
     reset_time: str = Field(default="00:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
     """Local wall-clock time (HH:MM) at which the window resets."""
+    week_start: Weekday = Weekday.MONDAY
+    """First day of a weekly window (Monday to Sunday); it resets at resetTime on that day."""
 
 
 class Pricing(ApiModel):
@@ -228,9 +273,15 @@ class FinOpsPolicySpec(ApiModel):
     enforcement_mode: EnforcementMode = EnforcementMode.ENFORCE
     """Enforce acts, DryRun only reports what it would do, Warn reports and warns."""
     cost_limits: CostLimits | None = None
-    """Daily budgets and per-workload caps."""
+    """Daily budgets and per-workload caps. Its budgetAction and alertThresholdsPercent serve every budget."""
+    budgets: list[Budget] = Field(
+        default_factory=list,
+        max_length=3,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["period"]},
+    )
+    """Budgets per calendar window, at most one per period (e.g. 18 GPU-hours daily and 400 monthly)."""
     budget_window: BudgetWindow = Field(default_factory=BudgetWindow)
-    """When the daily budget window starts, and in which time zone."""
+    """When the budget windows start, and in which time zone."""
     pricing: Pricing | None = None
     """Prices per GPU-hour."""
     optimization_rules: OptimizationRules | None = None
@@ -397,6 +448,44 @@ class WorkloadAnomaly(ApiModel):
     """The detector's learnt state (forecasting.anomaly, versioned, about 2.5 KB)."""
 
 
+class WorkloadUsage(ApiModel):
+    """What one governed Deployment used in one window."""
+
+    name: str
+    """Deployment name."""
+    gpu_hours: float = Field(default=0, alias="gpuHours", ge=0)
+    """GPU-hours used."""
+    cost: float = Field(default=0, ge=0)
+    """Their cost at spec.pricing."""
+    idle_gpu_hours: float = Field(default=0, alias="idleGPUHours", ge=0)
+    """Of gpuHours, the part held but unused (1 - GPU utilisation; 0 where utilisation is unknown)."""
+
+
+class WindowLedger(ApiModel):
+    """The GPU-hour ledger of one calendar window: the source of budget use and of showback reports."""
+
+    period: BudgetPeriod
+    """daily, weekly or monthly."""
+    start: datetime
+    """Start of the window."""
+    end: datetime
+    """End of the window (its reset)."""
+    ledger_time: datetime
+    """Time up to which GPU-hours have been accounted (the end, once the window is closed)."""
+    gpu_hours_used: float = Field(default=0, alias="gpuHoursUsed", ge=0)
+    """GPU-hours used by governed workloads."""
+    cost_used: float = Field(default=0, ge=0)
+    """Cost of gpuHoursUsed at spec.pricing."""
+    idle_gpu_hours: float = Field(default=0, alias="idleGPUHours", ge=0)
+    """Of gpuHoursUsed, the part held but unused."""
+    used_percent: int = 0
+    """Use of this window's budget in spec.budgets (or costLimits for daily), in percent."""
+    thresholds_notified: list[int] = Field(default_factory=list)
+    """Budget thresholds already announced in this window."""
+    workloads: list[WorkloadUsage] = Field(default_factory=list, max_length=500)
+    """Use per workload (the first 500 by name; the totals count every workload)."""
+
+
 class FinOpsPolicyStatus(ApiModel):
     """Observed state: the GPU-hour ledger of the current window, budget use and workload findings."""
 
@@ -413,11 +502,11 @@ class FinOpsPolicyStatus(ApiModel):
     gpu_hours_used: float = Field(default=0, alias="gpuHoursUsed")
     """GPU-hours used in the current window by governed workloads."""
     gpu_hours_remaining: float | None = Field(default=None, alias="gpuHoursRemaining")
-    """dailyGPUHours minus gpuHoursUsed (unset without a GPU-hour budget)."""
+    """GPU-hours left in the tightest GPU-hour budget of any window (unset without one)."""
     cost_used: float = 0
     """Cost of gpuHoursUsed at spec.pricing."""
     budget_used_percent: int = 0
-    """Highest use of any daily budget, in percent (may exceed 100)."""
+    """Highest use of any budget of any window, in percent (may exceed 100)."""
     projected_exhaustion_time: datetime | None = None
     """When the budget runs out at the current burn rate (unset if not within the window)."""
     ledger_time: datetime | None = None
@@ -440,6 +529,8 @@ class FinOpsPolicyStatus(ApiModel):
     """Predictive scaling: the calibrated margin and the achieved miss rate (kept across fallbacks)."""
     anomalies: list[WorkloadAnomaly] = Field(default_factory=list, max_length=50)
     """Anomaly detection per governed workload (the first 50 by name)."""
+    windows: list[WindowLedger] = Field(default_factory=list, max_length=6)
+    """Ledgers of the current and the previous daily, weekly and monthly windows (docs/BUDGETS.md)."""
 
 
 class FinOpsPolicy(CustomResource):
@@ -457,7 +548,7 @@ class FinOpsPolicy(CustomResource):
                 name="Budget-Used",
                 json_path=".status.budgetUsedPercent",
                 type="integer",
-                description="Highest use of any daily budget, in percent",
+                description="Highest use of any budget, in percent",
             ),
             PrinterColumn(name="GPU-Hours", json_path=".status.gpuHoursUsed", type="number"),
             PrinterColumn(name="Workloads", json_path=".status.governedWorkloads", type="integer"),
@@ -469,6 +560,25 @@ class FinOpsPolicy(CustomResource):
             {
                 "rule": "!has(self.costLimits) || !has(self.costLimits.dailyCost) || has(self.pricing)",
                 "message": "costLimits.dailyCost needs spec.pricing to turn GPU-hours into cost",
+            },
+            {
+                "rule": "!has(self.costLimits) || !has(self.costLimits.maxHourlyCost) || has(self.pricing)",
+                "message": "costLimits.maxHourlyCost needs spec.pricing to turn GPUs into cost",
+            },
+            {
+                "rule": "!has(self.budgets) || has(self.pricing) || self.budgets.all(b, !has(b.cost))",
+                "message": "budgets[].cost needs spec.pricing to turn GPU-hours into cost",
+            },
+            {
+                "rule": (
+                    "!has(self.budgets) || !self.budgets.exists(b, b.period == 'daily') || "
+                    "!has(self.costLimits) || "
+                    "(!has(self.costLimits.dailyGPUHours) && !has(self.costLimits.dailyCost))"
+                ),
+                "message": (
+                    "the daily budget is set twice, in costLimits.dailyGPUHours/dailyCost and in "
+                    "budgets[] (period daily): keep one"
+                ),
             },
             {
                 "rule": (

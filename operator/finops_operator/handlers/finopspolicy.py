@@ -33,10 +33,16 @@ from finops_operator.planners.policy import (
 )
 from finops_operator.planners.policy.anomaly import demand_query
 from finops_operator.planners.policy.bounds import POLICY_LABEL, HpaFacts
-from finops_operator.planners.policy.caps import PodTemplateFacts, admit_deployment, previous_deployment
+from finops_operator.planners.policy.caps import (
+    PodTemplateFacts,
+    admit_deployment,
+    previous_deployment,
+    replicas_of,
+)
 from finops_operator.planners.policy.ledger import LedgerPod, ledger_pod
 from finops_operator.planners.policy.observation import DemandReading
 from finops_operator.planners.policy.predictive import PredictionInput
+from finops_operator.planners.policy.window_ledgers import monthly_usage
 from finops_operator.planners.policy.writes import plan_deletion, policy_writes
 from finops_operator.settings import Settings
 from finops_operator.telemetry import prometheus
@@ -251,6 +257,7 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
             idle=plan.status.idle_workloads,
             alerting=spec.get("alerting"),
         )
+        metrics.record_usage(namespace, name, monthly_usage(plan.status))
         forecast = plan.status.prediction
         metrics.record_prediction(
             namespace,
@@ -320,7 +327,12 @@ def _validate_caps(
 ) -> None:
     spec = body.get("spec") or {}
     template = spec.get("template") or {}
-    if operation == "UPDATE" and old is not None and (old.get("spec") or {}).get("template") == template:
+    before = (old or {}).get("spec") or {}
+    if (
+        operation == "UPDATE"
+        and old is not None
+        and all(before.get(k) == spec.get(k) for k in ("template", "replicas"))
+    ):
         return
     policies = [
         (p.name, p.spec) for p in policies_by_namespace.get(namespace or "", []) if p.spec is not None
@@ -330,7 +342,9 @@ def _validate_caps(
     labels = (body.get("metadata") or {}).get("labels") or {}
     deployment = name or (body.get("metadata") or {}).get("generateName") or "<unnamed>"
     facts = PodTemplateFacts.from_template(template)
-    verdict = admit_deployment(policies, deployment, labels, facts, previous_deployment(old))
+    verdict = admit_deployment(
+        policies, deployment, labels, facts, previous_deployment(old), replicas=replicas_of(spec)
+    )
     warnings.extend(verdict.warnings)
     if not verdict.allowed:
         raise kopf.AdmissionError(verdict.message, code=403)

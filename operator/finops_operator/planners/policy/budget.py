@@ -1,5 +1,6 @@
-"""Daily budgets: how much is used, when it runs out, which thresholds to announce, and what to do
-to the governed workloads once it is exhausted (and undo at the next window)."""
+"""Budgets over daily, weekly and monthly windows: how much is used, when it runs out, which
+thresholds to announce, and what to do to the governed workloads once any is exhausted (and undo when
+that window resets)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from finops_operator.api.common import EnforcementMode
-from finops_operator.api.finopspolicy import BudgetAction, CostLimits, FinOpsPolicySpec
+from finops_operator.api.finopspolicy import BudgetAction, BudgetPeriod, CostLimits, FinOpsPolicySpec
 from finops_operator.planners.policy.ledger import Ledger
 from finops_operator.workloads.annotations import (
     ANNOTATION_CAPPED_BY,
@@ -21,18 +22,56 @@ from finops_operator.workloads.annotations import (
 
 
 @dataclass(frozen=True)
+class WindowLimits:
+    """The budgets of one window (unset: no such budget)."""
+
+    gpu_hours: float | None = None
+    cost: float | None = None
+
+
+@dataclass(frozen=True)
+class WindowUse:
+    """One window's ledger, its end and its budgets, as the assessment needs them."""
+
+    period: BudgetPeriod
+    ledger: Ledger
+    end: datetime
+    limits: WindowLimits
+
+
+@dataclass(frozen=True)
 class BudgetAssessment:
-    """Budget use in the current window."""
+    """Budget use in the current windows."""
 
     used_percent: float
+    """Highest use of any budget of any window."""
     gpu_hours_remaining: float | None
+    """GPU-hours left in the tightest GPU-hour budget."""
     projected_exhaustion: datetime | None
     exhausted: tuple[str, ...]
-    """Names of the budgets used up (dailyGPUHours, dailyCost)."""
+    """Names of the budgets used up (dailyGPUHours, dailyCost, weeklyGPUHours, monthlyCost...)."""
+    percent_by_period: Mapping[BudgetPeriod, float] = field(default_factory=dict)
+    """Use per window that has a budget."""
 
     @property
     def exceeded(self) -> bool:
         return bool(self.exhausted)
+
+
+def window_limits(spec: FinOpsPolicySpec) -> dict[BudgetPeriod, WindowLimits]:
+    """The budgets per window: spec.budgets, and the daily one of costLimits (the CRD's CEL rules
+    refuse a daily budget set in both places)."""
+    limits = {b.period: WindowLimits(b.gpu_hours, b.cost) for b in spec.budgets}
+    daily = spec.cost_limits
+    if daily is not None and (daily.daily_gpu_hours is not None or daily.daily_cost is not None):
+        limits[BudgetPeriod.DAILY] = WindowLimits(daily.daily_gpu_hours, daily.daily_cost)
+    return limits
+
+
+def budget_settings(spec: FinOpsPolicySpec) -> CostLimits:
+    """Budget action and alert thresholds, shared by every window: costLimits', else the default
+    thresholds and AlertOnly (without costLimits nothing is ever scaled for a budget)."""
+    return spec.cost_limits or CostLimits(budget_action=BudgetAction.ALERT_ONLY)
 
 
 def assess_budget(
@@ -44,31 +83,56 @@ def assess_budget(
     window_end: datetime,
     now: datetime,
 ) -> BudgetAssessment:
-    """Use, remaining and projected exhaustion at the current burn rate. Pure."""
-    if limits is None:
-        return BudgetAssessment(0.0, None, None, ())
-    shares: list[tuple[str, float, float, float]] = []  # name, used, limit, burn per hour
-    if limits.daily_gpu_hours is not None:
-        shares.append(("dailyGPUHours", ledger.gpu_hours, limits.daily_gpu_hours, float(running_gpus)))
-    if limits.daily_cost is not None:
-        shares.append(("dailyCost", ledger.cost, limits.daily_cost, cost_per_hour))
+    """The daily budgets of ``limits`` alone (see ``assess_windows``). Pure."""
+    daily = WindowLimits(limits.daily_gpu_hours, limits.daily_cost) if limits else WindowLimits()
+    return assess_windows(
+        [WindowUse(BudgetPeriod.DAILY, ledger, window_end, daily)],
+        running_gpus=running_gpus,
+        cost_per_hour=cost_per_hour,
+        now=now,
+    )
+
+
+def assess_windows(
+    uses: Sequence[WindowUse], *, running_gpus: int, cost_per_hour: float, now: datetime
+) -> BudgetAssessment:
+    """Use, remaining and projected exhaustion of every budget of every window, at the current burn
+    rate. Pure."""
+    shares: list[tuple[str, float, float, float, datetime]] = []  # name, used, limit, burn/h, window end
+    percent_by_period: dict[BudgetPeriod, float] = {}
+    remaining: float | None = None
+    for use in uses:
+        mine: list[tuple[str, float, float, float, datetime]] = []
+        if use.limits.gpu_hours is not None:
+            left = max(use.limits.gpu_hours - use.ledger.gpu_hours, 0.0)
+            remaining = left if remaining is None else min(remaining, left)
+            mine.append(
+                (
+                    f"{use.period.value}GPUHours",
+                    use.ledger.gpu_hours,
+                    use.limits.gpu_hours,
+                    running_gpus,
+                    use.end,
+                )
+            )
+        if use.limits.cost is not None:
+            mine.append((f"{use.period.value}Cost", use.ledger.cost, use.limits.cost, cost_per_hour, use.end))
+        if mine:
+            percent_by_period[use.period] = max(_percent(used, limit) for _, used, limit, _, _ in mine)
+        shares.extend(mine)
     if not shares:
         return BudgetAssessment(0.0, None, None, ())
-    percent = max(_percent(used, limit) for _, used, limit, _ in shares)
-    exhausted = tuple(name for name, used, limit, _ in shares if used >= limit)
+    exhausted = tuple(name for name, used, limit, _, _ in shares if used >= limit)
     exhaustion_times = [
         now + timedelta(hours=(limit - used) / burn)
-        for _, used, limit, burn in shares
-        if used < limit and burn > 0
+        for _, used, limit, burn, end in shares
+        if used < limit and burn > 0 and now + timedelta(hours=(limit - used) / burn) < end
     ]
     # Once any budget is used up the tighter budget has run out: no later exhaustion to project.
     projected = None if exhausted else min(exhaustion_times, default=None)
-    if projected is not None and projected >= window_end:
-        projected = None
-    remaining = (
-        max(limits.daily_gpu_hours - ledger.gpu_hours, 0.0) if limits.daily_gpu_hours is not None else None
+    return BudgetAssessment(
+        max(percent_by_period.values()), remaining, projected, exhausted, percent_by_period
     )
-    return BudgetAssessment(percent, remaining, projected, exhausted)
 
 
 def _percent(used: float, limit: float) -> float:
@@ -169,8 +233,7 @@ def plan_budget_actions(
 ) -> BudgetPlan:
     """What the budget requires of each governed workload. Pure and idempotent: a workload already
     in the required state yields no change."""
-    limits = spec.cost_limits
-    action = limits.budget_action if limits else BudgetAction.ALERT_ONLY
+    action = budget_settings(spec).budget_action
     changes: list[ReplicaChange] = []
     for workload in sorted(workloads, key=lambda w: w.name):
         mark = workload.scaled_by()

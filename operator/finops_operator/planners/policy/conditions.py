@@ -10,6 +10,7 @@ from finops_operator.api.finopspolicy import (
     FinOpsPolicySpec,
     WorkloadState,
 )
+from finops_operator.planners.policy.budget import budget_settings, window_limits
 from finops_operator.planners.policy.observation import DeploymentFacts, PolicyObservation
 from finops_operator.workloads.annotations import REASON_ANOMALY, REASON_BUDGET, REASON_IDLE
 
@@ -72,15 +73,13 @@ def policy_conditions(
             "no governed Deployment is selected by another policy",
         ),
     ]
-    if spec.cost_limits and (
-        spec.cost_limits.daily_gpu_hours is not None or spec.cost_limits.daily_cost is not None
-    ):
+    if window_limits(spec):
         updates.append(
             ConditionUpdate(
                 ConditionType.BUDGET_EXCEEDED,
                 true,
                 Reason.BUDGET_EXHAUSTED,
-                f"{', '.join(exhausted)} used up; budgetAction {spec.cost_limits.budget_action.value} "
+                f"{', '.join(exhausted)} used up; budgetAction {budget_settings(spec).budget_action.value} "
                 f"({spec.enforcement_mode.value})",
             )
             if exhausted
@@ -88,7 +87,7 @@ def policy_conditions(
         )
     else:
         updates.append(
-            ConditionUpdate(ConditionType.BUDGET_EXCEEDED, false, Reason.NO_BUDGET, "no daily budget set")
+            ConditionUpdate(ConditionType.BUDGET_EXCEEDED, false, Reason.NO_BUDGET, "no budget set")
         )
     updates.append(
         ConditionUpdate(ConditionType.IDLE, true, "WorkloadsIdle", f"idle: {', '.join(idle)}")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from finops_operator.api.common import EnforcementMode
 from finops_operator.api.finopspolicy import (
     AlertRoute,
+    BudgetPeriod,
     FinOpsPolicySpec,
     Severity,
     Violation,
@@ -62,8 +63,8 @@ def budget_events(
     *,
     policy: str,
     spec: FinOpsPolicySpec,
-    used_percent: float,
-    crossed: Sequence[int],
+    percent_by_period: Mapping[BudgetPeriod, float],
+    crossed: Mapping[BudgetPeriod, Sequence[int]],
     budget: BudgetPlan,
     released: Sequence[ReplicaChange],
 ) -> list[PlannedEvent]:
@@ -73,9 +74,10 @@ def budget_events(
         policy_event(
             alerting.threshold_exceeded if alerting else None,
             "BudgetThresholdCrossed",
-            f"{policy} used {used_percent:.0f}% of its daily budget (threshold {t}%)",
+            f"{policy} used {percent_by_period[period]:.0f}% of its {period.value} budget (threshold {t}%)",
         )
-        for t in crossed
+        for period, thresholds in crossed.items()
+        for t in thresholds
     ]
     events.extend(policy_event(None, c.reason, c.message, c.workload, alert=False) for c in released)
     exhausted_route = alerting.budget_exhausted if alerting else None

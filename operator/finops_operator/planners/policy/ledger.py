@@ -82,6 +82,22 @@ def ledger_pod(
 
 
 @dataclass(frozen=True)
+class Usage:
+    """GPU-hours, their cost, and the idle part of those GPU-hours."""
+
+    gpu_hours: float = 0.0
+    cost: float = 0.0
+    idle_gpu_hours: float = 0.0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.gpu_hours + other.gpu_hours,
+            self.cost + other.cost,
+            self.idle_gpu_hours + other.idle_gpu_hours,
+        )
+
+
+@dataclass(frozen=True)
 class Ledger:
     """GPU use of one policy's workloads in one window."""
 
@@ -90,6 +106,12 @@ class Ledger:
     gpu_hours: float = 0.0
     cost: float = 0.0
     by_workload: Mapping[str, float] = field(default_factory=dict)
+    usage_by_workload: Mapping[str, Usage] = field(default_factory=dict)
+    """GPU-hours, cost and idle GPU-hours per workload (showback); ``by_workload`` is its GPU-hours."""
+
+    @property
+    def idle_gpu_hours(self) -> float:
+        return sum(u.idle_gpu_hours for u in self.usage_by_workload.values())
 
 
 @dataclass(frozen=True)
@@ -131,17 +153,20 @@ def advance_ledger(
     gpu_product_of_node: Mapping[str, str],
     pricing: Pricing | None,
     now: datetime,
+    pod_utilization: Mapping[str, float] | None = None,
 ) -> LedgerAdvance:
     """Account GPU use up to ``now``. Pure.
 
     A ledger from an earlier window is dropped (its window was billed); a new window starts at its
     reset time, so a policy created mid-day, or an operator back after a night away, counts every
-    GPU-hour of today that the pods still show.
+    GPU-hour of today that the pods still show. ``pod_utilization`` (GPU utilisation in percent by
+    pod name) splits off the idle part of the GPU-hours: held but unused.
     """
     if previous is None or previous.window_start != window_start:
         previous = Ledger(window_start=window_start, accounted_until=window_start)
     since = min(previous.accounted_until, now)
     by_workload = dict(previous.by_workload)
+    usage = dict(previous.usage_by_workload)
     gpu_hours, cost, running_gpus, cost_per_hour = previous.gpu_hours, previous.cost, 0, 0.0
     releasable: list[LedgerPod] = []
     for workload, pods in sorted(pods_by_workload.items()):
@@ -152,6 +177,13 @@ def advance_ledger(
                 by_workload[workload] = by_workload.get(workload, 0.0) + used
                 gpu_hours += used
                 cost += used * rate
+                busy = (pod_utilization or {}).get(pod.name)
+                added = Usage(
+                    used,
+                    used * rate,
+                    used * (1 - min(max(busy, 0.0), 100.0) / 100) if busy is not None else 0.0,
+                )
+                usage[workload] = usage.get(workload, Usage(by_workload[workload] - used)) + added
             if pod.running_since is not None and pod.ended_at is None:
                 running_gpus += pod.gpus
                 cost_per_hour += pod.gpus * rate
@@ -163,5 +195,6 @@ def advance_ledger(
         gpu_hours=gpu_hours,
         cost=cost,
         by_workload=by_workload,
+        usage_by_workload=usage,
     )
     return LedgerAdvance(ledger, running_gpus, cost_per_hour, tuple(releasable))

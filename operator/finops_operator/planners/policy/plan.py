@@ -11,6 +11,7 @@ from typing import Any
 
 from finops_operator.api.conditions import ConditionType, Reason, apply_conditions
 from finops_operator.api.finopspolicy import (
+    BudgetPeriod,
     FinOpsPolicySpec,
     FinOpsPolicyStatus,
     WorkloadStatus,
@@ -22,17 +23,20 @@ from finops_operator.planners.policy.bounds import BoundsTarget, HpaPlan, plan_h
 from finops_operator.planners.policy.budget import (
     BudgetAssessment,
     ReplicaChange,
-    assess_budget,
+    WindowUse,
+    assess_windows,
+    budget_settings,
     ceil_percent,
     plan_budget_actions,
     restore,
     thresholds_to_announce,
+    window_limits,
 )
 from finops_operator.planners.policy.caps import cap_violations
 from finops_operator.planners.policy.conditions import optional, policy_conditions, workload_state
 from finops_operator.planners.policy.events import PlannedEvent, budget_events, new_violation_events
 from finops_operator.planners.policy.idle import plan_idle_all
-from finops_operator.planners.policy.ledger import Ledger, LedgerPod, advance_ledger
+from finops_operator.planners.policy.ledger import Ledger, LedgerPod
 from finops_operator.planners.policy.observation import DeploymentFacts, PolicyObservation
 from finops_operator.planners.policy.predictive import (
     PredictiveDecision,
@@ -43,6 +47,7 @@ from finops_operator.planners.policy.predictive import (
     projected_exhaustion,
 )
 from finops_operator.planners.policy.window import InvalidTimeZoneError, window_bounds
+from finops_operator.planners.policy.window_ledgers import advance_windows, notified_in, window_entries
 
 MAX_LISTED_WORKLOADS = 500
 MAX_LISTED_VIOLATIONS = 100
@@ -67,18 +72,6 @@ class PolicyPlan:
 def parse_policy_spec(raw: Mapping[str, Any]) -> FinOpsPolicySpec:
     """Validate a spec as stored; the API server's schema already rejected most bad input."""
     return FinOpsPolicySpec.model_validate(dict(raw))
-
-
-def ledger_from_status(status: FinOpsPolicyStatus) -> Ledger | None:
-    if status.window_start is None or status.ledger_time is None:
-        return None
-    return Ledger(
-        window_start=status.window_start,
-        accounted_until=status.ledger_time,
-        gpu_hours=status.gpu_hours_used,
-        cost=status.cost_used,
-        by_workload={w.name: w.gpu_hours for w in status.workloads},
-    )
 
 
 def invalid_policy(
@@ -113,33 +106,38 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
     released = _released(policy, observation.deployments, governed)
     pods_by_workload = _pods_by_workload(governed, observation.pods)
     previous = observation.current_status
-    advance = advance_ledger(
-        previous=ledger_from_status(previous),
-        window_start=window_start,
+    windows = advance_windows(
+        budget_window=spec.budget_window,
+        status=previous,
         pods_by_workload=pods_by_workload,
         gpu_product_of_node=observation.gpu_product_of_node,
         pricing=spec.pricing,
+        pod_utilization=observation.pod_utilization,
         now=now,
     )
+    advance = windows.current[BudgetPeriod.DAILY][0]
     ledger = advance.ledger
-    assessment = assess_budget(
-        limits=spec.cost_limits,
-        ledger=ledger,
+    limits = window_limits(spec)
+    assessment = assess_windows(
+        [WindowUse(p, a.ledger, end, limits[p]) for p, (a, end) in windows.current.items() if p in limits],
         running_gpus=advance.running_gpus,
         cost_per_hour=advance.cost_per_hour,
-        window_end=window_end,
         now=now,
     )
-    new_window = previous.window_start != window_start
-    already = [] if new_window else list(previous.thresholds_notified)
-    crossed = thresholds_to_announce(spec.cost_limits, assessment.used_percent, already)
-
+    already = {
+        period: notified_in(previous, period, step.ledger.window_start)
+        for period, (step, _) in windows.current.items()
+    }
+    crossed = {
+        period: thresholds_to_announce(budget_settings(spec), percent, already[period])
+        for period, percent in assessment.percent_by_period.items()
+    }
     budget = plan_budget_actions(policy, spec, assessment, [d.as_workload() for d in governed])
     changes = [*released, *budget.changes]
     events = budget_events(
         policy=policy,
         spec=spec,
-        used_percent=assessment.used_percent,
+        percent_by_period=assessment.percent_by_period,
         crossed=crossed,
         budget=budget,
         released=released,
@@ -169,7 +167,7 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
     changes.extend(anomalies.changes)
     events.extend(anomalies.events)
 
-    violations = [v for d in governed for v in cap_violations(d.name, spec, d.template)]
+    violations = [v for d in governed for v in cap_violations(d.name, spec, d.template, d.replicas)]
     events.extend(new_violation_events(policy, spec, violations, previous.violations))
 
     decision = _decide_prediction(spec, observation, governed, assessment.gpu_hours_remaining, now)
@@ -197,9 +195,15 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
     status.violation_count = len(violations)
     status.window_start, status.window_end = window_start, window_end
     _record_ledger(status, previous, ledger, assessment)
+    status.windows = window_entries(
+        advance=windows,
+        previous=previous,
+        percent_by_period=assessment.percent_by_period,
+        notified={p: [*already[p], *crossed.get(p, ())] for p in already},
+    )
     _record_prediction(status, spec, observation, decision=decision, governed=governed, now=now)
     status.anomalies = list(anomalies.statuses)
-    status.thresholds_notified = sorted({*already, *crossed})
+    status.thresholds_notified = sorted({*already[BudgetPeriod.DAILY], *crossed.get(BudgetPeriod.DAILY, ())})
     status.governed_workloads = len(governed)
     status.idle_workloads = len(idle.idle_names)
     status.workloads = [
@@ -249,7 +253,11 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
         hpas=hpas,
         anomaly_flags=anomalies.flags,
         pods_to_release=(
-            *(p for p in advance.releasable if p.has_finalizer and (p.namespace, p.name) in tracked),
+            *(
+                p
+                for p in advance.releasable
+                if p.has_finalizer and (p.namespace, p.name) in tracked & windows.releasable
+            ),
             *_orphaned(observation, tracked),
         ),
     )
@@ -337,8 +345,8 @@ def _record_prediction(
         status.prediction = None
         return
     status.prediction = prediction_status(prediction, decision)
-    limits = spec.cost_limits
-    if limits is not None and limits.daily_gpu_hours is not None and settings.target_per_replica:
+    daily = window_limits(spec).get(BudgetPeriod.DAILY)
+    if daily is not None and daily.gpu_hours is not None and settings.target_per_replica:
         projected = projected_exhaustion(
             prediction.forecast,
             target_per_replica=settings.target_per_replica,
@@ -347,7 +355,7 @@ def _record_prediction(
                 current=0, minimum=spec.auto_scale.min_replicas if spec.auto_scale else 1
             ),
             used_gpu_hours=status.gpu_hours_used,
-            limit_gpu_hours=limits.daily_gpu_hours,
+            limit_gpu_hours=daily.gpu_hours,
         )
         if projected is not None and (status.window_end is None or projected < status.window_end):
             status.projected_exhaustion_time = projected

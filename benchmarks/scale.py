@@ -30,11 +30,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
+import json
 import math
 import os
 import tempfile
 import threading
 import time
+import tracemalloc
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -64,6 +67,7 @@ from benchmarks.reconcile_cost import (
 )
 from finops_operator.devcluster.cluster import LocalCluster
 from finops_operator.devcluster.nodes import NodeSpec, node_manifest
+from tests.kopf_indexes import index_entry, index_handlers
 from tests.kube import eventually, install_crds
 
 REGIONS = ("eu-west-1", "eu-central-1")
@@ -213,6 +217,89 @@ def populate(kube: Kube, env: dict[str, str], sizes: Sizes, *, add_nodes: bool) 
 
     eventually(lambda: ready() >= sizes.deployments, timeout=3600, interval=10, what="Ready Deployments")
     say(f"{sizes.deployments} Deployments Ready {time.monotonic() - started:.0f}s after the first create")
+
+
+# -- what the indexes keep (pure: the real index functions, no cluster) ------------------------------
+
+
+def served_deployment(i: int, *, applied: bool) -> dict[str, Any]:
+    """A Deployment as the API server returns it; ``applied``: created with kubectl apply, which
+    stores the whole manifest in an annotation."""
+    manifest = deployment(f"m-{i:05d}", 0, REGIONS[0])
+    annotations = {"deployment.kubernetes.io/revision": "1"}
+    if applied:
+        annotations["kubectl.kubernetes.io/last-applied-configuration"] = json.dumps(manifest)
+    meta = {
+        "namespace": "scale-000",
+        "uid": f"{i:08d}-0000-4000-8000-000000000000",
+        "annotations": annotations,
+    }
+    condition = {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}
+    status = {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1, "conditions": [condition]}
+    return {**manifest, "metadata": {**manifest["metadata"], **meta}, "status": status}
+
+
+def served_pod(i: int) -> dict[str, Any]:
+    template = deployment(f"m-{i:05d}", 0, REGIONS[0])["spec"]["template"]
+    owner = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "name": f"m-{i:05d}-7d9f8c6b5",
+        "controller": True,
+    }
+    running = {"running": {"startedAt": "2026-12-01T21:00:02Z"}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"m-{i:05d}-7d9f8c6b5-abcde",
+            "namespace": "scale-000",
+            "uid": f"{i:08d}-0000-4000-8000-000000000001",
+            "labels": {**template["metadata"]["labels"], "pod-template-hash": "7d9f8c6b5"},
+            "finalizers": ["finops.dev/gpu-ledger"],
+            "ownerReferences": [owner],
+        },
+        "spec": {**template["spec"], "nodeName": "scale-gpu-001"},
+        "status": {
+            "phase": "Running",
+            "startTime": "2026-12-01T21:00:01Z",
+            "containerStatuses": [{"name": "server", "ready": True, "state": running}],
+        },
+    }
+
+
+def index_bytes(plural: str, make: Any, count: int = 2000) -> dict[str, float]:
+    """Bytes each index keeps per object: ``count`` objects decoded from JSON (as off a watch), indexed,
+    the bodies dropped; what tracemalloc still sees allocated, per object."""
+    kept: dict[str, float] = {}
+    for handler_id, handler in index_handlers(plural).items():
+        raws = [json.dumps(make(i)) for i in range(count)]
+        entries = []
+        gc.collect()
+        tracemalloc.start()
+        for raw in raws:
+            entries.append(index_entry(handler, json.loads(raw)))
+        gc.collect()
+        kept[handler_id] = tracemalloc.get_traced_memory()[0] / count
+        tracemalloc.stop()
+        del entries
+    return kept
+
+
+def index_memory() -> list[str]:
+    rows = [
+        ("Deployment", index_bytes("deployments", lambda i: served_deployment(i, applied=False))),
+        (
+            "Deployment (kubectl apply)",
+            index_bytes("deployments", lambda i: served_deployment(i, applied=True)),
+        ),
+        ("GPU pod", index_bytes("pods", served_pod)),
+    ]
+    lines = ["index memory per object (tracemalloc, real index functions):"]
+    for what, kept in rows:
+        detail = ", ".join(f"{k} {v:,.0f}" for k, v in kept.items() if v >= 1)
+        lines.append(f"  {what:28s} {sum(kept.values()):7,.0f} B  ({detail})")
+    return lines
 
 
 # -- measurements -------------------------------------------------------------------------------------
@@ -418,7 +505,7 @@ def met(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
-def report(r: Result) -> str:
+def report(r: Result, memory: Sequence[str]) -> str:
     s = r.sizes
     per_policy = s.deployments // max(s.policies, 1)
     first = f"p50 {_quantile(r.breach_first, 0.5):.2f}s p99 {_quantile(r.breach_first, 0.99):.2f}s"
@@ -458,6 +545,8 @@ def report(r: Result) -> str:
         f"EdgeFleet: first deployment {r.fleet_first_s:.1f}s; waves 10/50/100% (soak 3s) "
         f"{r.fleet_waves_s:.1f}s, {sum(writes.values())} writes {writes}",
         "",
+        *memory,
+        "",
         "goals:",
         f"  every policy swept every interval: {met(kept_up)}",
         f"  breach -> patch p99 <= 2 s (last Deployment): {met(_quantile(r.breach_last, 0.99) <= 2)}",
@@ -492,12 +581,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--background", type=float, default=20.0, help="background window (s)")
     parser.add_argument("--breaches", type=int, default=20)
     parser.add_argument("--existing", action="store_true", help="use the cluster KUBECONFIG points at")
+    parser.add_argument("--memory-only", action="store_true", help="only the index memory (no cluster)")
     args = parser.parse_args(argv)
     if args.policies < args.namespaces or args.policies % args.namespaces:
         parser.error("--policies must be a multiple of --namespaces (the same policies in each)")
     sizes = Sizes(args.deployments, args.policies, args.namespaces, args.sites)
     result = Result(sizes, args.interval)
     workdir = Path(tempfile.mkdtemp(prefix="finops-scale-"))
+    memory = index_memory()
+    print("\n".join(memory), flush=True)
+    if args.memory_only:
+        return 0
     try:
         with cluster_env(args.existing, workdir / "cluster", nodes_of(sizes)) as env:
             kubeconfig = Path(env["KUBECONFIG"])
@@ -531,7 +625,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 proxy.stop()
     finally:
-        print(report(result))
+        print(report(result, memory))
         say(f"operator log and cluster state under {workdir}")
     return 0
 

@@ -17,11 +17,17 @@ operator's ``finops_api_requests_total`` are read too. Printed:
   is over the budget from that instant) -> the first and the last of its Deployments at 0 replicas, seen
   on a watch; p50/p99 over ``--breaches`` policies. A budget crossed by accrual is seen at the next
   timer tick, which adds up to one sample interval on top of this;
-* EdgeFleet: first deployment to every site, then a 10/50/100% wave rollout: seconds and writes.
+* EdgeFleet: first deployment to every site, then a 10/50/100% wave rollout: seconds and writes;
+* side by side: every governed Deployment to zero and back, by this operator (every budget exhausted
+  at once with ScaleToZero, then raised: the planner's restore, the one the window reset takes) and,
+  with ``--downscaler``, by a downscaler CLI (``--down`` then ``--up``, through the same proxy with the
+  operator paused): wall seconds and requests each, ratio printed;
+* what the Kopf indexes keep per Deployment and per pod (tracemalloc on the real index functions).
 
     python benchmarks/scale.py                                       # issue 16's sizes, fresh cluster
     python benchmarks/scale.py --deployments 500 --policies 50 --namespaces 10 --sites 50
     python benchmarks/scale.py --existing ...                        # the cluster KUBECONFIG points at
+    python benchmarks/scale.py --memory-only                         # index memory only, no cluster
 
 Numbers are reported, never asserted.
 """
@@ -34,6 +40,7 @@ import gc
 import json
 import math
 import os
+import subprocess
 import tempfile
 import threading
 import time
@@ -62,9 +69,7 @@ from benchmarks.reconcile_cost import (
     read_counters,
     say,
 )
-from benchmarks.reconcile_cost import (
-    deployment as base_deployment,
-)
+from benchmarks.reconcile_cost import deployment as base_deployment
 from finops_operator.devcluster.cluster import LocalCluster
 from finops_operator.devcluster.nodes import NodeSpec, node_manifest
 from tests.kopf_indexes import index_entry, index_handlers
@@ -74,7 +79,6 @@ REGIONS = ("eu-west-1", "eu-central-1")
 BOUND_LABEL = "finops.dev/scale-region"
 GROUP_LABEL = "finops.dev/scale-group"
 PODS_PER_NODE = 250
-FLEET_NAMESPACE = "default"  # fleet_rollout.fleet_manifest's
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,14 @@ def nodes_of(sizes: Sizes) -> list[NodeSpec]:
     return gpu_nodes(sizes) + site_nodes(sizes)
 
 
+def wait_ready(kube: Kube, count: int) -> None:
+    def ready() -> int:
+        items = kube.apps.list_deployment_for_all_namespaces(label_selector="tier=inference").items
+        return sum(1 for d in items if (d.status.ready_replicas or 0) >= 1)
+
+    eventually(lambda: ready() >= count, timeout=3600, interval=10, what=f"{count} Ready Deployments")
+
+
 def populate(kube: Kube, env: dict[str, str], sizes: Sizes, *, add_nodes: bool) -> None:
     """(Nodes,) namespaces, regions, policies, Deployments; returns once every Deployment is Ready."""
     if add_nodes:
@@ -211,11 +223,7 @@ def populate(kube: Kube, env: dict[str, str], sizes: Sizes, *, add_nodes: bool) 
         list(pool.map(create, sizes.placement()))
     say(f"created in {time.monotonic() - started:.0f}s; waiting for them to be Ready")
 
-    def ready() -> int:
-        items = kube.apps.list_deployment_for_all_namespaces(label_selector="tier=inference").items
-        return sum(1 for d in items if (d.status.ready_replicas or 0) >= 1)
-
-    eventually(lambda: ready() >= sizes.deployments, timeout=3600, interval=10, what="Ready Deployments")
+    wait_ready(kube, sizes.deployments)
     say(f"{sizes.deployments} Deployments Ready {time.monotonic() - started:.0f}s after the first create")
 
 
@@ -333,6 +341,8 @@ class Result:
     fleet_first_s: float = 0.0
     fleet_waves_s: float = 0.0
     fleet_writes: dict[str, int] = field(default_factory=dict)
+    ours: DownUp | None = None
+    theirs: DownUp | None = None
 
 
 def _per(counts: Counter[Any], intervals: float) -> dict[str, float]:
@@ -440,6 +450,115 @@ def _watch_zero(stream: Any, kube: Kube, target: tuple[str, str], count: int, ze
                 stream.stop()
 
 
+class Replicas:
+    """spec.replicas of every governed Deployment, kept current by a watch, with when each last changed."""
+
+    def __init__(self, kube: Kube) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, str], tuple[int, float]] = {}
+        self._stream: Any = watch.Watch()  # type: ignore[no-untyped-call]
+        self._thread = threading.Thread(target=self._run, args=(kube,), daemon=True)
+        self._thread.start()
+
+    def _run(self, kube: Kube) -> None:
+        for event in self._stream.stream(
+            kube.apps.list_deployment_for_all_namespaces,
+            label_selector="tier=inference",
+            timeout_seconds=7200,
+        ):
+            obj = event["object"]
+            key, replicas = (obj.metadata.namespace, obj.metadata.name), int(obj.spec.replicas or 0)
+            with self._lock:
+                if self._seen.get(key, (None, 0.0))[0] != replicas:
+                    self._seen[key] = (replicas, time.monotonic())
+
+    def stop(self) -> None:
+        self._stream.stop()
+
+    def reached(self, replicas: int, count: int) -> float | None:
+        """When the last of ``count`` Deployments got to ``replicas``; None while some have not."""
+        with self._lock:
+            times = [at for value, at in self._seen.values() if value == replicas]
+        return max(times) if len(times) >= count else None
+
+    def wait(self, replicas: int, count: int, what: str) -> float:
+        eventually(lambda: self.reached(replicas, count) is not None, timeout=1800, interval=0.5, what=what)
+        reached = self.reached(replicas, count)
+        assert reached is not None
+        return reached
+
+
+@dataclass
+class DownUp:
+    """Scale every governed Deployment to zero and back: seconds and requests on the wire each way."""
+
+    down_s: float = 0.0
+    up_s: float = 0.0
+    down_requests: dict[str, int] = field(default_factory=dict)
+    up_requests: dict[str, int] = field(default_factory=dict)
+
+
+def _wire(proxy: CountingProxy, before: Counter[tuple[str, str]]) -> dict[str, int]:
+    return {f"{v} {r}": c for (v, r), c in sorted((proxy.snapshot()[0] - before).items())}
+
+
+def ours_down_up(kube: Kube, sizes: Sizes, proxy: CountingProxy, replicas: Replicas) -> DownUp:
+    """Every policy's budget exhausted at once (dailyGPUHours 0: ScaleToZero), then raised again (the
+    planner's restore, the same one the window reset takes)."""
+    result = DownUp()
+    policies = [
+        (sizes.namespace(ns), f"p{g:03d}") for ns in range(sizes.namespaces) for g in range(sizes.groups)
+    ]
+
+    def budget(hours: float) -> None:
+        body = {"spec": {"costLimits": {"dailyGPUHours": hours}}}
+        with ThreadPoolExecutor(8) as pool:
+            list(
+                pool.map(
+                    lambda p: kube.custom.patch_namespaced_custom_object(
+                        "finops.dev", "v1alpha1", p[0], "finopspolicies", p[1], body
+                    ),
+                    policies,
+                )
+            )
+
+    for hours, target in ((0.0, 0), (1_000_000.0, 1)):
+        before, started = proxy.snapshot()[0], time.monotonic()
+        budget(hours)
+        seconds = replicas.wait(target, sizes.deployments, f"ours: {sizes.deployments} at {target}") - started
+        requests = _wire(proxy, before)
+        if target == 0:
+            result.down_s, result.down_requests = seconds, requests
+        else:
+            result.up_s, result.up_requests = seconds, requests
+        say(f"ours: {sizes.deployments} Deployments at {target} replicas in {seconds:.1f}s")
+    return result
+
+
+def theirs_down_up(
+    binary: str, proxy: CountingProxy, workdir: Path, sizes: Sizes, replicas: Replicas
+) -> DownUp:
+    """The downscaler CLI against the same cluster through the same counting proxy: --down, then --up."""
+    result = DownUp()
+    env = {**os.environ, "KUBECONFIG": str(proxy.kubeconfig(workdir / "downscaler.kubeconfig"))}
+    for flag, target in (("--down", 0), ("--up", 1)):
+        before, started = proxy.snapshot()[0], time.monotonic()
+        with (workdir / "downscaler.log").open("ab") as log:
+            subprocess.run(
+                [binary, flag, "--no-statefulsets"], env=env, stdout=log, stderr=log, check=True, timeout=1800
+            )
+        seconds = (
+            replicas.wait(target, sizes.deployments, f"theirs: {sizes.deployments} at {target}") - started
+        )
+        requests = _wire(proxy, before)
+        if target == 0:
+            result.down_s, result.down_requests = seconds, requests
+        else:
+            result.up_s, result.up_requests = seconds, requests
+        say(f"theirs: {sizes.deployments} Deployments at {target} replicas in {seconds:.1f}s")
+    return result
+
+
 def breaches(kube: Kube, sizes: Sizes, count: int, result: Result) -> None:
     """Exhaust one budget at a time; time to the first and the last of its Deployments at 0."""
     for b in range(min(count, sizes.policies)):
@@ -501,6 +620,31 @@ def _ratio(ours: float, baseline: float) -> str:
     return f"{ours / baseline:.3f}" if baseline > 0 else "n/a"
 
 
+def side_by_side(r: Result) -> list[str]:
+    if r.ours is None:
+        return []
+    lines = [
+        f"scale all {r.sizes.deployments:,} Deployments to zero and back (wall s, requests on the wire):"
+    ]
+    rows = [("ours (ScaleToZero, budget raised)", r.ours)] + (
+        [("downscaler CLI", r.theirs)] if r.theirs else []
+    )
+    for name, run in rows:
+        down, up = sum(run.down_requests.values()), sum(run.up_requests.values())
+        lines.append(f"  {name:36s} down {run.down_s:7.1f}s {down:6,d} req; up {run.up_s:7.1f}s {up:6,d} req")
+        lines.append(f"    down {run.down_requests}")
+        lines.append(f"    up   {run.up_requests}")
+    if r.theirs is not None:
+        o, t = r.ours, r.theirs
+        ours_req = sum(o.down_requests.values()) + sum(o.up_requests.values())
+        theirs_req = sum(t.down_requests.values()) + sum(t.up_requests.values())
+        lines.append(
+            f"  ours/theirs: wall {_ratio(o.down_s + o.up_s, t.down_s + t.up_s)}, "
+            f"requests {_ratio(ours_req, theirs_req)}"
+        )
+    return [*lines, ""]
+
+
 def met(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
@@ -545,6 +689,7 @@ def report(r: Result, memory: Sequence[str]) -> str:
         f"EdgeFleet: first deployment {r.fleet_first_s:.1f}s; waves 10/50/100% (soak 3s) "
         f"{r.fleet_waves_s:.1f}s, {sum(writes.values())} writes {writes}",
         "",
+        *side_by_side(r),
         *memory,
         "",
         "goals:",
@@ -581,6 +726,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--background", type=float, default=20.0, help="background window (s)")
     parser.add_argument("--breaches", type=int, default=20)
     parser.add_argument("--existing", action="store_true", help="use the cluster KUBECONFIG points at")
+    parser.add_argument(
+        "--downscaler",
+        help="a downscaler CLI taking --down/--up (kubedownscaler's kubectl-downscale) to run side by side",
+    )
     parser.add_argument("--memory-only", action="store_true", help="only the index memory (no cluster)")
     args = parser.parse_args(argv)
     if args.policies < args.namespaces or args.policies % args.namespaces:
@@ -618,6 +767,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                         background=args.background,
                         result=result,
                     )
+                    replicas = Replicas(kube)
+                    try:
+                        result.ours = ours_down_up(kube, sizes, proxy, replicas)
+                        if args.downscaler:
+                            op.pause()  # the proxy counts the downscaler's requests alone
+                            try:
+                                result.theirs = theirs_down_up(
+                                    args.downscaler, proxy, workdir, sizes, replicas
+                                )
+                            finally:
+                                op.resume()
+                    finally:
+                        replicas.stop()
+                    wait_ready(kube, sizes.deployments)  # and the operator through its backlog
+                    time.sleep(2 * args.interval)
                     breaches(kube, sizes, args.breaches, result)
                     if sizes.sites:
                         fleet(env, sizes.sites, result)

@@ -41,6 +41,7 @@ import json
 import math
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -294,6 +295,18 @@ def index_bytes(plural: str, make: Any, count: int = 2000) -> dict[str, float]:
     return kept
 
 
+def import_rss_mb(*modules: str) -> float:
+    """RSS of a fresh interpreter once ``modules`` are imported: the operator's floor before any object."""
+    code = (
+        f"import importlib; [importlib.import_module(m) for m in {list(modules)!r}]; "
+        "print(next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmRSS')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    return int(done.stdout) / 1024
+
+
 def index_memory() -> list[str]:
     rows = [
         ("Deployment", index_bytes("deployments", lambda i: served_deployment(i, applied=False))),
@@ -303,7 +316,14 @@ def index_memory() -> list[str]:
         ),
         ("GPU pod", index_bytes("pods", served_pod)),
     ]
-    lines = ["index memory per object (tracemalloc, real index functions):"]
+    floor = import_rss_mb("finops_operator.main")
+    kopf_only = import_rss_mb("kopf", "kubernetes", "pydantic", "aiohttp", "prometheus_client")
+    forecasting = import_rss_mb("forecasting")
+    lines = [
+        f"RSS after imports, before any object: operator {floor:.0f} MB; kopf, kubernetes, pydantic, aiohttp,"
+        f" prometheus_client alone {kopf_only:.0f} MB; the forecasting package alone {forecasting:.0f} MB",
+        "index memory per object (tracemalloc, real index functions):",
+    ]
     for what, kept in rows:
         detail = ", ".join(f"{k} {v:,.0f}" for k, v in kept.items() if v >= 1)
         lines.append(f"  {what:28s} {sum(kept.values()):7,.0f} B  ({detail})")

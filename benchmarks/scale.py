@@ -47,7 +47,7 @@ import threading
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -475,7 +475,8 @@ def _watch_zero(stream: Any, kube: Kube, target: tuple[str, str], count: int, ze
 class Replicas:
     """spec.replicas of every governed Deployment, kept current by a watch, with when each last changed."""
 
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, count: int) -> None:
+        self.count = count
         self._lock = threading.Lock()
         self._seen: dict[tuple[str, str], tuple[int, float]] = {}
         self._stream: Any = watch.Watch()  # type: ignore[no-untyped-call]
@@ -497,15 +498,15 @@ class Replicas:
     def stop(self) -> None:
         self._stream.stop()
 
-    def reached(self, replicas: int, count: int) -> float | None:
-        """When the last of ``count`` Deployments got to ``replicas``; None while some have not."""
+    def reached(self, replicas: int) -> float | None:
+        """When the last Deployment got to ``replicas``; None while some have not."""
         with self._lock:
             times = [at for value, at in self._seen.values() if value == replicas]
-        return max(times) if len(times) >= count else None
+        return max(times) if len(times) >= self.count else None
 
-    def wait(self, replicas: int, count: int, what: str) -> float:
-        eventually(lambda: self.reached(replicas, count) is not None, timeout=1800, interval=0.5, what=what)
-        reached = self.reached(replicas, count)
+    def wait(self, replicas: int, what: str) -> float:
+        eventually(lambda: self.reached(replicas) is not None, timeout=1800, interval=0.5, what=what)
+        reached = self.reached(replicas)
         assert reached is not None
         return reached
 
@@ -524,10 +525,28 @@ def _wire(proxy: CountingProxy, before: Counter[tuple[str, str]]) -> dict[str, i
     return {f"{v} {r}": c for (v, r), c in sorted((proxy.snapshot()[0] - before).items())}
 
 
+def down_up(
+    who: str, down: Callable[[], None], up: Callable[[], None], proxy: CountingProxy, replicas: Replicas
+) -> DownUp:
+    """``down`` then ``up``: from each call to the last governed Deployment at 0 (1) replicas, and the
+    requests on the wire meanwhile."""
+    result = DownUp()
+    for step, target in ((down, 0), (up, 1)):
+        before, started = proxy.snapshot()[0], time.monotonic()
+        step()
+        seconds = replicas.wait(target, f"{who}: every Deployment at {target}") - started
+        requests = _wire(proxy, before)
+        if target == 0:
+            result.down_s, result.down_requests = seconds, requests
+        else:
+            result.up_s, result.up_requests = seconds, requests
+        say(f"{who}: every Deployment at {target} replicas in {seconds:.1f}s")
+    return result
+
+
 def ours_down_up(kube: Kube, sizes: Sizes, proxy: CountingProxy, replicas: Replicas) -> DownUp:
     """Every policy's budget exhausted at once (dailyGPUHours 0: ScaleToZero), then raised again (the
     planner's restore, the same one the window reset takes)."""
-    result = DownUp()
     policies = [
         (sizes.namespace(ns), f"p{g:03d}") for ns in range(sizes.namespaces) for g in range(sizes.groups)
     ]
@@ -544,41 +563,20 @@ def ours_down_up(kube: Kube, sizes: Sizes, proxy: CountingProxy, replicas: Repli
                 )
             )
 
-    for hours, target in ((0.0, 0), (1_000_000.0, 1)):
-        before, started = proxy.snapshot()[0], time.monotonic()
-        budget(hours)
-        seconds = replicas.wait(target, sizes.deployments, f"ours: {sizes.deployments} at {target}") - started
-        requests = _wire(proxy, before)
-        if target == 0:
-            result.down_s, result.down_requests = seconds, requests
-        else:
-            result.up_s, result.up_requests = seconds, requests
-        say(f"ours: {sizes.deployments} Deployments at {target} replicas in {seconds:.1f}s")
-    return result
+    return down_up("ours", lambda: budget(0.0), lambda: budget(1_000_000.0), proxy, replicas)
 
 
-def theirs_down_up(
-    binary: str, proxy: CountingProxy, workdir: Path, sizes: Sizes, replicas: Replicas
-) -> DownUp:
+def theirs_down_up(binary: str, proxy: CountingProxy, workdir: Path, replicas: Replicas) -> DownUp:
     """The downscaler CLI against the same cluster through the same counting proxy: --down, then --up."""
-    result = DownUp()
     env = {**os.environ, "KUBECONFIG": str(proxy.kubeconfig(workdir / "downscaler.kubeconfig"))}
-    for flag, target in (("--down", 0), ("--up", 1)):
-        before, started = proxy.snapshot()[0], time.monotonic()
+
+    def run(flag: str) -> None:
         with (workdir / "downscaler.log").open("ab") as log:
             subprocess.run(
                 [binary, flag, "--no-statefulsets"], env=env, stdout=log, stderr=log, check=True, timeout=1800
             )
-        seconds = (
-            replicas.wait(target, sizes.deployments, f"theirs: {sizes.deployments} at {target}") - started
-        )
-        requests = _wire(proxy, before)
-        if target == 0:
-            result.down_s, result.down_requests = seconds, requests
-        else:
-            result.up_s, result.up_requests = seconds, requests
-        say(f"theirs: {sizes.deployments} Deployments at {target} replicas in {seconds:.1f}s")
-    return result
+
+    return down_up("theirs", lambda: run("--down"), lambda: run("--up"), proxy, replicas)
 
 
 def _ledger(kube: Kube, namespace: str, name: str) -> tuple[float, float]:
@@ -826,15 +824,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         background=args.background,
                         result=result,
                     )
-                    replicas = Replicas(kube)
+                    replicas = Replicas(kube, sizes.deployments)
                     try:
                         result.ours = ours_down_up(kube, sizes, proxy, replicas)
                         if args.downscaler:
                             op.pause()  # the proxy counts the downscaler's requests alone
                             try:
-                                result.theirs = theirs_down_up(
-                                    args.downscaler, proxy, workdir, sizes, replicas
-                                )
+                                result.theirs = theirs_down_up(args.downscaler, proxy, workdir, replicas)
                             finally:
                                 op.resume()
                     finally:

@@ -56,6 +56,7 @@ from typing import Any
 
 import yaml
 from kubernetes import watch
+from urllib3.exceptions import ProtocolError
 
 from benchmarks.fleet_rollout import fleet_manifest, kubectl, request_counts, wait_settled
 from benchmarks.reconcile_cost import (
@@ -340,6 +341,7 @@ class Result:
     populate_s: float = 0.0
     first_sweep_s: float = 0.0
     finalizers_s: float = 0.0
+    quiet_s: float = 0.0
     startup_requests: int = 0
     window_s: float = 0.0
     ticks_due: float = 0.0
@@ -406,6 +408,20 @@ def start_up(operator: Operator, proxy: CountingProxy, sizes: Sizes, started: fl
     )
     result.finalizers_s = time.monotonic() - started
     say(f"all pod finalizers {result.finalizers_s:.1f}s after the operator started")
+    # Enforcing regions repair the pod templates of bound Deployments (admission would have injected
+    # the required node affinity; the benchmark runs without the webhook), a rollout each: the steady
+    # state starts once the handlers have written nothing for two intervals.
+    deadline, last, quiet = time.monotonic() + 1800, -1.0, 0
+    while quiet < 2 and time.monotonic() < deadline:
+        now = metric(operator.metrics(), "finops_api_requests_total")
+        quiet = quiet + 1 if now == last else 0
+        last = now
+        time.sleep(result.interval)
+    result.quiet_s = time.monotonic() - started
+    say(
+        f"handlers quiet {result.quiet_s:.1f}s after the operator started"
+        + ("" if quiet >= 2 else " (NOT: timed out)")
+    )
 
 
 def steady_state(
@@ -419,7 +435,6 @@ def steady_state(
     result: Result,
 ) -> None:
     interval = result.interval
-    time.sleep(2 * interval)
     say(f"steady state: {sweeps} intervals of {interval:g}s")
     m0, (w0, _), a0, cpu0, t0 = read_counters(operator, proxy, upstream)
     time.sleep(sweeps * interval)
@@ -484,6 +499,10 @@ class Replicas:
         self._thread.start()
 
     def _run(self, kube: Kube) -> None:
+        with contextlib.suppress(ProtocolError):  # how the stream ends when stop() closes it
+            self._follow(kube)
+
+    def _follow(self, kube: Kube) -> None:
         for event in self._stream.stream(
             kube.apps.list_deployment_for_all_namespaces,
             label_selector="tier=inference",
@@ -720,6 +739,7 @@ def report(r: Result, memory: Sequence[str]) -> str:
         f"populate (nodes .. all Deployments Ready):     {r.populate_s:8.1f} s",
         f"operator start -> first full sweep:            {r.first_sweep_s:8.1f} s",
         f"operator start -> all pod ledger finalizers:   {r.finalizers_s:8.1f} s",
+        f"operator start -> handlers quiet (repairs done): {r.quiet_s:8.1f} s",
         f"requests on the wire to the first full sweep:  {r.startup_requests:8,d}",
         "",
         f"steady state, {r.window_s:.0f}s window:",
@@ -784,6 +804,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--breaches", type=int, default=20)
     parser.add_argument("--existing", action="store_true", help="use the cluster KUBECONFIG points at")
     parser.add_argument(
+        "--side-by-side",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="every Deployment to zero and back (ours, and --downscaler's)",
+    )
+    parser.add_argument(
         "--downscaler",
         help="a downscaler CLI taking --down/--up (kubedownscaler's kubectl-downscale) to run side by side",
     )
@@ -824,19 +850,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                         background=args.background,
                         result=result,
                     )
-                    replicas = Replicas(kube, sizes.deployments)
-                    try:
-                        result.ours = ours_down_up(kube, sizes, proxy, replicas)
-                        if args.downscaler:
-                            op.pause()  # the proxy counts the downscaler's requests alone
-                            try:
-                                result.theirs = theirs_down_up(args.downscaler, proxy, workdir, replicas)
-                            finally:
-                                op.resume()
-                    finally:
-                        replicas.stop()
-                    wait_ready(kube, sizes.deployments)  # and the operator through its backlog
-                    time.sleep(2 * args.interval)
+                    if args.side_by_side:
+                        replicas = Replicas(kube, sizes.deployments)
+                        try:
+                            result.ours = ours_down_up(kube, sizes, proxy, replicas)
+                            if args.downscaler:
+                                op.pause()  # the proxy counts the downscaler's requests alone
+                                try:
+                                    result.theirs = theirs_down_up(args.downscaler, proxy, workdir, replicas)
+                                finally:
+                                    op.resume()
+                        finally:
+                            replicas.stop()
+                        wait_ready(kube, sizes.deployments)  # and the operator through its backlog
+                        time.sleep(2 * args.interval)
                     breaches(kube, sizes, args.breaches, result)
                     if sizes.sites:
                         fleet(env, sizes.sites, result)

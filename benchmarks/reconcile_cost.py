@@ -283,6 +283,33 @@ def operator_through(proxy_kubeconfig: Path, log_dir: Path, interval: float) -> 
             operator.resume()
 
 
+Reading = tuple[
+    dict[tuple[str, tuple[tuple[str, str], ...]], float],
+    tuple[Counter[tuple[str, str]], int],
+    Counter[tuple[str, ...]],
+    float,
+    float,
+]
+"""Operator metrics, proxy (requests, bytes), apiserver requests, operator CPU seconds, monotonic time."""
+
+
+def read_counters(operator: Operator, proxy: CountingProxy, upstream: Upstream) -> Reading:
+    """Every counter a measuring window is the difference of, read together."""
+    return operator.metrics(), proxy.snapshot(), upstream.requests(), operator.cpu_seconds(), time.monotonic()
+
+
+def paused_background(
+    operator: Operator, upstream: Upstream, seconds: float
+) -> tuple[Counter[tuple[str, ...]], float]:
+    """The rest of the cluster's apiserver requests over ``seconds`` with the operator stopped (SIGSTOP),
+    and the seconds they were counted over. The operator is left paused: the caller resumes it."""
+    operator.pause()
+    time.sleep(1)
+    before, started = upstream.requests(), time.monotonic()
+    time.sleep(seconds)
+    return upstream.requests() - before, time.monotonic() - started
+
+
 def metric(values: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
     """Sum of the samples named ``name`` whose labels include ``labels``."""
     wanted = set(labels.items())
@@ -611,29 +638,13 @@ def _measure(
 
     window = opts.sweeps * opts.interval
     say(f"N={n}: steady-state window of {window:.0f}s")
-    m0, (w0, b0), api_a, cpu0, t_a = (
-        operator.metrics(),
-        proxy.snapshot(),
-        upstream.requests(),
-        operator.cpu_seconds(),
-        time.monotonic(),
-    )
+    m0, (w0, b0), api_a, cpu0, t_a = read_counters(operator, proxy, upstream)
     time.sleep(window)
-    m1, (w1, b1), api_b, cpu1, t_b = (
-        operator.metrics(),
-        proxy.snapshot(),
-        upstream.requests(),
-        operator.cpu_seconds(),
-        time.monotonic(),
-    )
+    m1, (w1, b1), api_b, cpu1, t_b = read_counters(operator, proxy, upstream)
     result.rss_mb = operator.rss_mb()
 
     say(f"N={n}: operator paused; background window of {opts.background_s:.0f}s, then the naive baseline")
-    operator.pause()
-    time.sleep(1)
-    bg_a, tb_a = upstream.requests(), time.monotonic()
-    time.sleep(opts.background_s)
-    bg_b, tb_b = upstream.requests(), time.monotonic()
+    background, background_s = paused_background(operator, upstream, opts.background_s)
     naive = [naive_sweep(kube, namespace) for _ in range(opts.naive_sweeps)]
     operator.resume()
 
@@ -654,9 +665,8 @@ def _measure(
     result.status_writes_per_sweep = delta("finops_status_writes_total", kind="FinOpsPolicy") / sweeps
     result.cpu_per_sweep = (cpu1 - cpu0) / sweeps
     # apiserver side: every client, minus the rest of the cluster's rate with the operator paused.
-    scale = (t_b - t_a) / (tb_b - tb_a)
-    background = bg_b - bg_a
-    result.background_rps = background.total() / (tb_b - tb_a)
+    scale = (t_b - t_a) / background_s
+    result.background_rps = background.total() / background_s
     result.apiserver_per_sweep = ((api_b - api_a).total() - background.total() * scale) / sweeps
     touched = {(r.split("/")[0], r.partition("/")[2]) for (_, r) in wire}
     result.apiserver_touched_per_sweep = (

@@ -159,7 +159,10 @@ def post_events(
         if not recent.first(("event", *owner_key, *about), event.message):
             continue
         regarding = _reference(event.regarding) if event.regarding is not None else owner
-        logger.log(logging.WARNING if event.type == "Warning" else logging.INFO, "%s", event.message)
+        # The Event is posted just below; without k8s_skip Kopf would post the log line as a second
+        # Event (reason Logging), one more write per action.
+        level = logging.WARNING if event.type == "Warning" else logging.INFO
+        logger.log(level, "%s", event.message, extra={"k8s_skip": True})
         kube.post_event(regarding, type=event.type, reason=event.reason, message=event.message)
 
 

@@ -51,6 +51,9 @@ from finops_operator.workloads.resources import gpus_in_pod_spec
 
 PLURAL = FinOpsPolicy.meta.plural
 KIND = "FinOpsPolicy"
+OPERATOR_ANNOTATIONS = f"{GROUP}/"
+"""The planners read only the operator's own annotations (workloads.annotations): the index keeps
+those and drops the rest, e.g. kubectl's last-applied-configuration, a copy of the whole manifest."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,7 @@ def register_indexes(registry: kopf.OperatorRegistry) -> None:
                 name=name,
                 uid=uid,
                 labels=dict(labels),
-                annotations=dict(annotations),
+                annotations={k: v for k, v in annotations.items() if k.startswith(OPERATOR_ANNOTATIONS)},
                 replicas=int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1),
                 ready_replicas=int(status.get("readyReplicas", 0) or 0),
                 gpus_per_pod=template.gpus,

@@ -20,7 +20,14 @@ def _ready(kube: Kube) -> dict[str, str] | None:
     return None
 
 
-LEDGER_FIELDS = {"gpuHoursUsed", "gpuHoursRemaining", "costUsed", "ledgerTime", "projectedExhaustionTime"}
+LEDGER_FIELDS = {
+    "gpuHoursUsed",
+    "gpuHoursRemaining",
+    "costUsed",
+    "ledgerTime",
+    "projectedExhaustionTime",
+    "windows",
+}
 
 
 def _quiet_state(kube: Kube) -> tuple[object, ...]:

@@ -6,7 +6,7 @@ and not while the node is still away.
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -76,6 +76,9 @@ def test_pod_is_ready_again_when_its_node_returns_and_not_while_it_is_away(kube:
         # One site comes back: its pod, the same one, is Ready again; the other one's is not. The node
         # is Ready since it came back, not since it was created.
         went_away = ready_since(kube, returning)
+        # lastTransitionTime has one-second resolution: come back in a later second than we left.
+        while datetime.now(UTC).replace(microsecond=0) <= went_away:
+            time.sleep(0.1)
         bring_online(kube, returning)
         assert ready_since(kube, returning) > went_away
         eventually(lambda: pod_ready(kube, "back"), timeout=30, what="pod Ready after its node returned")

@@ -63,6 +63,22 @@ def counter(metrics: str, name: str, namespace: str, workload: str) -> float:
     return float(found[0]) if found else 0.0
 
 
+def lifetimes(report: dict[str, Any], watches: dict[str, PodLifetimes]) -> tuple[dict[str, float], int]:
+    """GPU-hours per workload from the pods' watched lifetimes, up to each policy's ledger time in
+    `report`, and the peak GPUs held at once (which bounds what one sample can be off by)."""
+    accounted = {p["policy"].split("/")[0]: p["ledgerTime"] for p in report["policies"]}
+    truth: dict[str, float] = {}
+    peak = 0
+    for namespace, apps in TEAMS.items():
+        until: datetime = _time(accounted[namespace])
+        intervals = watches[namespace].intervals(apps, until=until)
+        peak += peak_gpus(intervals)
+        for app, gpus, start, end in intervals:
+            key = f"{namespace}/{app}"
+            truth[key] = truth.get(key, 0.0) + gpus * max(0.0, (end - start).total_seconds()) / 3600
+    return truth, peak
+
+
 def test_showback_matches_pod_lifetimes(kube: Kube, tmp_path: Path) -> None:
     for namespace in TEAMS:
         kube.kubectl("create", "namespace", namespace)
@@ -99,16 +115,7 @@ def test_showback_matches_pod_lifetimes(kube: Kube, tmp_path: Path) -> None:
             watch.stop()
         drop_namespaces(kube, *TEAMS)
 
-    accounted = {p["policy"].split("/")[0]: p["ledgerTime"] for p in by_workload["policies"]}
-    truth: dict[str, float] = {}
-    peak = 0
-    for namespace, apps in TEAMS.items():
-        until: datetime = _time(accounted[namespace])
-        intervals = watches[namespace].intervals(apps, until=until)
-        peak += peak_gpus(intervals)
-        for app, gpus, start, end in intervals:
-            key = f"{namespace}/{app}"
-            truth[key] = truth.get(key, 0.0) + gpus * max(0.0, (end - start).total_seconds()) / 3600
+    truth, peak = lifetimes(by_workload, watches)
     one_sample = peak * SAMPLE / 3600  # the report and the watch may be one sample apart
     rows = {r["key"]: r for r in by_workload["rows"] if r["key"].startswith("showback-")}
     print(f"\nshowback by workload: {json.dumps(rows)}\npod lifetimes: {json.dumps(truth)}")
@@ -120,11 +127,12 @@ def test_showback_matches_pod_lifetimes(kube: Kube, tmp_path: Path) -> None:
         namespace, workload = key.split("/")
         # The counters were read a moment after the report: up to a few samples later.
         assert abs(counter(counters, "finops_gpu_hours_total", namespace, workload) - hours) <= 3 * one_sample
+    # Each report is compared with the lifetimes up to its own ledger time: the reports run seconds
+    # apart, and the ledger keeps accruing in between.
+    truth_then, _ = lifetimes(by_namespace, watches)
     namespaces = {r["key"]: r["gpu_hours"] for r in by_namespace["rows"] if r["key"].startswith("showback-")}
     for namespace in TEAMS:
-        assert (
-            abs(namespaces[namespace] - sum(h for k, h in truth.items() if k.startswith(namespace)))
-            <= one_sample
-        )
+        expected = sum(h for k, h in truth_then.items() if k.startswith(f"{namespace}/"))
+        assert abs(namespaces[namespace] - expected) <= one_sample, (namespace, expected)
     research = next(r["gpu_hours"] for r in by_label["rows"] if r["key"] == "research")
     assert research >= rows["showback-a/alpha"]["gpu_hours"] + rows["showback-b/gamma"]["gpu_hours"] - 1e-6

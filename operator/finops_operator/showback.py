@@ -16,10 +16,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
-from finops_operator.api.finopspolicy import BudgetPeriod, WindowLedger
+from finops_operator.api.finopspolicy import MAX_LISTED_WORKLOADS, BudgetPeriod, WindowLedger
 
 OTHER_WORKLOADS = "(unlisted workloads)"
-"""GPU use a window's totals count beyond the workloads it lists (status lists 500 at most)."""
+"""GPU use a window's totals count beyond the workloads it lists, when the list is truncated."""
 NO_LABEL = "(no label)"
 
 
@@ -182,14 +182,15 @@ def showback_report(
             )
         )
         listed = [(w.name, w.gpu_hours, w.cost, w.idle_gpu_hours) for w in ledger.workloads]
-        rest = (
-            OTHER_WORKLOADS,
-            ledger.gpu_hours_used - sum(w[1] for w in listed),
-            ledger.cost_used - sum(w[2] for w in listed),
-            ledger.idle_gpu_hours - sum(w[3] for w in listed),
-        )
-        if rest[1] > 1e-6:
-            listed.append(rest)
+        if len(listed) >= MAX_LISTED_WORKLOADS:  # truncated: the totals hold more than the list
+            listed.append(
+                (
+                    OTHER_WORKLOADS,
+                    max(0.0, ledger.gpu_hours_used - sum(w[1] for w in listed)),
+                    max(0.0, ledger.cost_used - sum(w[2] for w in listed)),
+                    max(0.0, ledger.idle_gpu_hours - sum(w[3] for w in listed)),
+                )
+            )
         for workload, gpu_hours, cost, idle in listed:
             if by == "namespace":
                 key = namespace

@@ -87,11 +87,17 @@ def stack(kube: Kube, tmp_path: Path) -> Iterator[tuple[GitRepo, ArgoCD, Operato
             # the policy's budget back, while the operator runs to restore what it scaled down.
             kube.kubectl("delete", "application.argoproj.io", "-n", NAMESPACE, APP, "--ignore-not-found")
             kube.kubectl("apply", "-f", str(REPO / "samples"))
-            eventually(
-                lambda: kube.get_json("deploy", "-n", POLICY[0], "llm-inference")["spec"]["replicas"] == 2,
-                timeout=60,
-                what="llm-inference restored once the budget is back",
-            )
+            try:
+                eventually(
+                    lambda: (
+                        kube.get_json("deploy", "-n", POLICY[0], "llm-inference")["spec"]["replicas"] == 2
+                    ),
+                    timeout=120,
+                    what="llm-inference restored once the budget is back",
+                )
+            except AssertionError as error:
+                policy = kube.get_json("fop", "-n", POLICY[0], POLICY[1])
+                raise AssertionError(f"{error}\n{policy}\n{operator.log()[-6000:]}") from None
         assert "Traceback" not in operator.log(), operator.log()[-5000:]
 
 

@@ -461,6 +461,10 @@ class WorkloadUsage(ApiModel):
     """Of gpuHours, the part held but unused (1 - GPU utilisation; 0 where utilisation is unknown)."""
 
 
+MAX_LISTED_WORKLOADS = 500
+"""A window ledger lists this many workloads at most (status size is bounded); its totals count all."""
+
+
 class WindowLedger(ApiModel):
     """The GPU-hour ledger of one calendar window: the source of budget use and of showback reports."""
 
@@ -482,7 +486,7 @@ class WindowLedger(ApiModel):
     """Use of this window's budget in spec.budgets (or costLimits for daily), in percent."""
     thresholds_notified: list[int] = Field(default_factory=list)
     """Budget thresholds already announced in this window."""
-    workloads: list[WorkloadUsage] = Field(default_factory=list, max_length=500)
+    workloads: list[WorkloadUsage] = Field(default_factory=list, max_length=MAX_LISTED_WORKLOADS)
     """Use per workload (the first 500 by name; the totals count every workload)."""
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from finops_operator.api.finopspolicy import (
+    MAX_LISTED_WORKLOADS,
     BudgetPeriod,
     BudgetWindow,
     FinOpsPolicyStatus,
@@ -23,8 +24,6 @@ from finops_operator.api.finopspolicy import (
 )
 from finops_operator.planners.policy.ledger import Ledger, LedgerAdvance, LedgerPod, Usage, advance_ledger
 from finops_operator.planners.policy.window import period_bounds
-
-MAX_LISTED_WORKLOADS = 500
 
 
 @dataclass(frozen=True)

@@ -31,11 +31,32 @@ def take_offline(kube: Kube, *nodes: str) -> None:
     """The sites lose their uplink; returns once the control plane reports every node NotReady."""
     for node in nodes:
         kube.kubectl("label", "node", node, f"{SIMULATE_LABEL}={OFFLINE}", "--overwrite")
-    eventually(
-        lambda: not any(node_ready(kube, node) for node in nodes),
-        timeout=OUTAGE_DETECTION_TIMEOUT,
-        what=f"{', '.join(nodes)} NotReady",
-    )
+    try:
+        eventually(
+            lambda: not any(node_ready(kube, node) for node in nodes),
+            timeout=OUTAGE_DETECTION_TIMEOUT,
+            what=f"{', '.join(nodes)} NotReady",
+        )
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{_heartbeats(kube, nodes)}") from None
+
+
+def _heartbeats(kube: Kube, nodes: tuple[str, ...]) -> str:
+    """What the node-lifecycle controller decides from: each node's labels, Ready condition and Lease."""
+    lines = []
+    for node in nodes:
+        obj = kube.get_json("node", node)
+        lease = kube.get_json("lease", "-n", "kube-node-lease", node)
+        condition = [c for c in obj["status"].get("conditions") or [] if c["type"] == "Ready"]
+        lines.append(
+            f"{node}: labels={obj['metadata'].get('labels')} ready={condition} lease={lease['spec']}"
+        )
+    if kube.control_plane is not None:
+        for name in ("kwok", "kube-controller-manager"):
+            log = kube.control_plane.directory / "logs" / f"{name}.log"
+            if log.exists():
+                lines += [f"--- {log} (last lines)", *log.read_text(errors="replace").splitlines()[-30:]]
+    return "\n".join(lines)
 
 
 def bring_online(kube: Kube, *nodes: str) -> None:

@@ -301,16 +301,17 @@ class WorkloadState(StrEnum):
     IDLE_SCALED_DOWN = "IdleScaledDown"
     BUDGET_SCALED_DOWN = "BudgetScaledDown"
     ANOMALY_SCALED_DOWN = "AnomalyScaledDown"
+    BUDGET_SUSPENDED = "BudgetSuspended"
     CONFLICT = "Conflict"
 
 
 class WorkloadStatus(ApiModel):
-    """What the policy knows about one governed Deployment."""
+    """What the policy knows about one governed workload."""
 
     name: str
-    """Deployment name."""
+    """A Deployment's name; <kind>/<name> for the other kinds (statefulset/db, job/train, pod/notebook)."""
     state: WorkloadState = WorkloadState.ACTIVE
-    """Active, IdleScaledDown, BudgetScaledDown, AnomalyScaledDown or Conflict."""
+    """Active, IdleScaledDown, BudgetScaledDown, AnomalyScaledDown, BudgetSuspended or Conflict."""
     gpus_per_pod: int = Field(default=0, alias="gpusPerPod", ge=0)
     """GPUs each pod requests."""
     gpu_hours: float = Field(default=0, alias="gpuHours", ge=0)

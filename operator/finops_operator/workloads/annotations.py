@@ -6,8 +6,11 @@ from __future__ import annotations
 
 ANNOTATION_PREVIOUS_REPLICAS = "finops.dev/previous-replicas"
 """The replica count before the operator scaled the workload down."""
+ANNOTATION_PREVIOUS_SUSPEND = "finops.dev/previous-suspend"
+"""spec.suspend ("true"/"false") of a Job or CronJob before the operator suspended it."""
 ANNOTATION_SCALED_BY = "finops.dev/scaled-by"
-"""``<policy>:<reason>`` of the scale-down, reason one of REASON_BUDGET, REASON_IDLE, REASON_ANOMALY."""
+"""``<policy>:<reason>`` of the scale-down (or, for a Job or CronJob, the suspension), reason one of
+REASON_BUDGET, REASON_IDLE, REASON_ANOMALY."""
 ANNOTATION_REPLICA_CAP = "finops.dev/replica-cap"
 """The replica ceiling a budget action set."""
 ANNOTATION_CAPPED_BY = "finops.dev/capped-by"

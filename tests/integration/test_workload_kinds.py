@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_finopspolicy_enforcement import apply, events, status_of
+from tests.integration.test_finopspolicy_enforcement import apply, deployment, events, status_of
 from tests.kube import Kube, eventually
 from tests.operator_process import OperatorProcess, running_operator
 
@@ -250,3 +250,26 @@ def test_deleting_the_policy_after_kill_9_resumes_the_cronjob_and_its_run(kube: 
         assert body["spec"].get("suspend") is False and not marks(body), (kind, body)
     resumed = {e["involvedObject"]["name"] for e in events(kube, namespace, "PolicyDeleted")}
     assert {"nightly", first_run} <= resumed
+
+
+def test_a_workload_over_its_declared_cost_is_listed_with_an_event(
+    kube: Kube, operator: OperatorProcess
+) -> None:
+    namespace = "kinds-declared"
+    kube.kubectl("create", "namespace", namespace)
+    chat = deployment(namespace, "chat", 2, gpus=1, labels=TEAM)
+    chat["metadata"]["annotations"] = {"finops.dev/expected-cost-per-hour": "4"}
+    apply(kube, chat, policy(namespace, "declared", pricing={"gpuHourlyRate": 2.5, "currency": "EUR"}))
+
+    def listed() -> list[dict[str, Any]]:
+        return list(status_of(kube, namespace, "declared").get("costOverruns") or [])
+
+    (overrun,) = eventually(listed, timeout=90, what="chat listed over its declared cost")
+    assert (overrun["name"], overrun["expectedCostPerHour"], overrun["measuredCostPerHour"]) == ("chat", 4, 5)
+    announced = eventually(lambda: events(kube, namespace, "CostOverExpected"), timeout=30, what="the Event")
+    assert {e["involvedObject"]["kind"] for e in announced} == {"FinOpsPolicy", "Deployment"}
+    assert "chat costs 5 EUR/h, over the 4 EUR/h it declares" in announced[0]["message"]
+    kube.kubectl(
+        "annotate", "deploy", "-n", namespace, "chat", "finops.dev/expected-cost-per-hour=6", "--overwrite"
+    )
+    eventually(lambda: not listed(), timeout=60, what="chat off the list once it declares enough")

@@ -261,6 +261,8 @@ class Alerting(ApiModel):
     """A workload breaks a per-workload cap."""
     anomaly_detected: AlertRoute | None = None
     """A workload's GPU time departed from what its demand explains (spec.anomalyDetection)."""
+    cost_over_expected: AlertRoute | None = None
+    """A workload's measured cost per hour runs over its finops.dev/expected-cost-per-hour."""
     webhook_secret_ref: SecretKeyReference | None = None
     """Secret key holding a URL that receives alerts in Alertmanager's webhook JSON format."""
 
@@ -329,6 +331,22 @@ class Violation(ApiModel):
     """The cap broken, e.g. maxGPUsPerPod."""
     message: str
     """What was found against what is allowed."""
+
+
+class CostOverrun(ApiModel):
+    """A workload whose measured cost runs over the cost it declares (finops.dev/expected-cost-per-hour),
+    or whose declaration cannot be read."""
+
+    name: str
+    """The workload, as in workloads[].name."""
+    expected_cost_per_hour: float | None = Field(default=None, alias="expectedCostPerHour", ge=0)
+    """What the annotation declares (unset when it cannot be read)."""
+    measured_cost_per_hour: float = Field(default=0, alias="measuredCostPerHour", ge=0)
+    """GPUs of its running pods x their price per GPU-hour, now."""
+    since: datetime | None = None
+    """When it was first seen over (kept while it stays over)."""
+    message: str = ""
+    """What was found against what was declared, or why the declaration is not valid."""
 
 
 class PredictionStatus(ApiModel):
@@ -530,6 +548,8 @@ class FinOpsPolicyStatus(ApiModel):
     """Predictive scaling: the calibrated margin and the achieved miss rate (kept across fallbacks)."""
     anomalies: list[WorkloadAnomaly] = Field(default_factory=list, max_length=50)
     """Anomaly detection per governed workload (the first 50 by name)."""
+    cost_overruns: list[CostOverrun] = Field(default_factory=list, alias="costOverruns", max_length=100)
+    """Workloads over their finops.dev/expected-cost-per-hour, or with one that cannot be read (first 100)."""
     windows: list[WindowLedger] = Field(default_factory=list, max_length=6)
     """Ledgers of the current and the previous daily, weekly and monthly windows (docs/BUDGETS.md)."""
 

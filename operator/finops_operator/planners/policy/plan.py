@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from finops_operator.api.conditions import ConditionType, Reason, apply_conditions
 from finops_operator.api.finopspolicy import (
@@ -34,6 +34,7 @@ from finops_operator.planners.policy.budget import (
 )
 from finops_operator.planners.policy.caps import cap_violations
 from finops_operator.planners.policy.conditions import optional, policy_conditions, workload_state
+from finops_operator.planners.policy.declared import plan_declared_costs
 from finops_operator.planners.policy.events import PlannedEvent, budget_events, new_violation_events
 from finops_operator.planners.policy.idle import plan_idle_all
 from finops_operator.planners.policy.ledger import Ledger, LedgerPod
@@ -76,8 +77,7 @@ class PolicyPlan:
     """Per workload and anomaly kind, 1 while that anomaly is active (the finops_anomalies gauge)."""
 
 
-@dataclass(frozen=True)
-class Selection:
+class Selection(NamedTuple):
     """Which workloads a policy governs in one sample."""
 
     selected: list[WorkloadFacts]
@@ -142,14 +142,7 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
         return invalid_policy(observation, now, str(error), Reason.INVALID_TIME_ZONE)
 
     policy = observation.name
-    chosen = select(spec, observation)
-    selected, overlaps, conflicted, governed = (
-        chosen.selected,
-        chosen.overlaps,
-        chosen.conflicted,
-        chosen.governed,
-    )
-    members, scalable = chosen.members, chosen.scalable
+    selected, overlaps, conflicted, governed, members, scalable = select(spec, observation)
 
     released = _released(policy, observation.workloads, [*governed, *members])
     pods_by_workload = _pods_by_workload(governed, members, observation.pods)
@@ -224,6 +217,17 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
     changes.extend(anomalies.changes)
     events.extend(anomalies.events)
 
+    declared = plan_declared_costs(
+        policy=policy,
+        spec=spec,
+        governed=governed,
+        pods_by_workload=pods_by_workload,
+        gpu_product_of_node=observation.gpu_product_of_node,
+        previous=previous.cost_overruns,
+        now=now,
+    )
+    events.extend(declared.events)
+
     violations = [v for d in scalable for v in cap_violations(d.name, spec, d.template, d.replicas)]
     events.extend(new_violation_events(policy, spec, violations, previous.violations))
 
@@ -249,8 +253,7 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
         budget_exhausted=assessment.exceeded,
     )
     bare_names = {d.name for d in governed if d.kind == BARE_POD}
-    status = previous.model_copy(deep=True)
-    status.observed_generation = observation.generation
+    status = previous.model_copy(deep=True, update={"observed_generation": observation.generation})
     status.violations = violations[:MAX_LISTED_VIOLATIONS]
     status.violation_count = len(violations)
     status.window_start, status.window_end = window_start, window_end
@@ -263,6 +266,7 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
     )
     _record_prediction(status, spec, observation, decision=decision, governed=scalable, now=now)
     status.anomalies = list(anomalies.statuses)
+    status.cost_overruns = declared.overruns
     status.thresholds_notified = sorted({*already[BudgetPeriod.DAILY], *crossed.get(BudgetPeriod.DAILY, ())})
     status.governed_workloads = len(governed)
     status.idle_workloads = len(idle.idle_names)

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from tests.integration.test_finopspolicy_enforcement import apply, deployment, events, status_of
-from tests.kube import Kube, eventually
-from tests.operator_process import OperatorProcess, running_operator
+from tests.kube import Kube, KubectlError, eventually
+from tests.operator_process import OperatorProcess, free_port, running_operator
 
 SAMPLE = 2.0
 TEAM = {"team": "ml"}
@@ -273,3 +273,37 @@ def test_a_workload_over_its_declared_cost_is_listed_with_an_event(
         "annotate", "deploy", "-n", namespace, "chat", "finops.dev/expected-cost-per-hour=6", "--overwrite"
     )
     eventually(lambda: not listed(), timeout=60, what="chat off the list once it declares enough")
+
+
+def test_webhook_refuses_a_scale_up_that_would_run_the_budget_out(kube: Kube, tmp_path: Path) -> None:
+    """costLimits.refuseBudgetBreakingScaleUp: with about 2 hours to the reset and a 3 GPU-hour budget, one
+    GPU fits and two do not."""
+    namespace = "kinds-scale-up"
+    kube.kubectl("create", "namespace", namespace)
+    reset = (datetime.now(UTC) + timedelta(hours=2)).strftime("%H:%M")
+    chat = deployment(namespace, "chat", 1, gpus=1, labels=TEAM)
+    limits = {"dailyGPUHours": 3, "budgetAction": "AlertOnly", "refuseBudgetBreakingScaleUp": True}
+    guarded = policy(
+        namespace, "guard", costLimits=limits, budgetWindow={"timeZone": "UTC", "resetTime": reset}
+    )
+    args = ("--sample-interval", str(SAMPLE), "--webhook", "--webhook-port", str(free_port()))
+    try:
+        with running_operator(kube, tmp_path, *args):
+            eventually(
+                lambda: kube.kubectl("get", "validatingwebhookconfiguration", "finops.dev", check=False),
+                timeout=30,
+                what="the managed ValidatingWebhookConfiguration",
+            )
+            apply(kube, chat, guarded)
+            eventually(
+                lambda: status_of(kube, namespace, "guard").get("gpusRunning") == 1,
+                timeout=60,
+                what="1 GPU running",
+            )
+            chat["spec"]["replicas"] = 2
+            with pytest.raises(KubectlError) as refused:
+                apply(kube, chat)
+            assert "FinOpsPolicy guard: adding 1 GPU(s) makes the burn 2 GPUs" in str(refused.value)
+            assert obj(kube, "deploy", namespace, "chat")["spec"]["replicas"] == 1
+    finally:
+        kube.kubectl("delete", "validatingwebhookconfiguration", "finops.dev", "--ignore-not-found")

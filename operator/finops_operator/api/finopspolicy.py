@@ -54,6 +54,9 @@ class CostLimits(ApiModel):
     its nodeSelector pins, else gpuHourlyRate); needs spec.pricing."""
     budget_action: BudgetAction = BudgetAction.SCALE_TO_MIN
     """When any budget is used up (till its reset): ScaleToMin, ScaleToZero, BlockScaleUp or AlertOnly."""
+    refuse_budget_breaking_scale_up: bool = False
+    """At admission, refuse (Enforce) or warn about (Warn) a Deployment change adding GPUs whose burn,
+    with the GPUs running now, would use up a GPU-hour budget before its window ends."""
     alert_thresholds_percent: list[int] = Field(
         default_factory=lambda: [80, 100],
         min_length=1,
@@ -522,6 +525,8 @@ class FinOpsPolicyStatus(ApiModel):
     """GPU-hours used in the current window by governed workloads."""
     gpu_hours_remaining: float | None = Field(default=None, alias="gpuHoursRemaining")
     """GPU-hours left in the tightest GPU-hour budget of any window (unset without one)."""
+    gpus_running: int = Field(default=0, alias="gpusRunning", ge=0)
+    """GPUs of the governed pods running at ledgerTime: the burn in GPU-hours per hour."""
     cost_used: float = 0
     """Cost of gpuHoursUsed at spec.pricing."""
     budget_used_percent: int = 0

@@ -43,6 +43,7 @@ from finops_operator.planners.policy.caps import (
 from finops_operator.planners.policy.ledger import LedgerPod, ledger_pod
 from finops_operator.planners.policy.observation import SUSPENDABLE_KINDS, DemandReading
 from finops_operator.planners.policy.predictive import PredictionInput
+from finops_operator.planners.policy.scaleup import budget_position
 from finops_operator.planners.policy.window_ledgers import monthly_usage
 from finops_operator.planners.policy.writes import plan_deletion, policy_writes
 from finops_operator.settings import Settings
@@ -146,13 +147,21 @@ def register_indexes(registry: kopf.OperatorRegistry) -> None:
 
     @kopf.index(GROUP, VERSION, PLURAL, id="policies_by_namespace", registry=registry)
     def policies_by_namespace(
-        *, namespace: str | None, name: str, spec: Mapping[str, Any], **_: Any
+        *, namespace: str | None, name: str, spec: Mapping[str, Any], status: Mapping[str, Any], **_: Any
     ) -> dict[str, PeerPolicy] | None:
         try:
             parsed = parse_policy_spec(spec)
         except ValidationError:
             return None
-        return {namespace or "": PeerPolicy(name=name, selector=parsed.target_workload_selector, spec=parsed)}
+        limits = parsed.cost_limits
+        position = (
+            budget_position(status) if limits is not None and limits.refuse_budget_breaking_scale_up else None
+        )
+        return {
+            namespace or "": PeerPolicy(
+                name=name, selector=parsed.target_workload_selector, spec=parsed, position=position
+            )
+        }
 
 
 WORKLOAD_INDEXES = (
@@ -382,16 +391,22 @@ def _validate_caps(
         and all(before.get(k) == spec.get(k) for k in ("template", "replicas"))
     ):
         return
-    policies = [
-        (p.name, p.spec) for p in policies_by_namespace.get(namespace or "", []) if p.spec is not None
-    ]
+    peers = [p for p in policies_by_namespace.get(namespace or "", []) if p.spec is not None]
+    policies = [(p.name, p.spec) for p in peers if p.spec is not None]
     if not policies:
         return
     labels = (body.get("metadata") or {}).get("labels") or {}
     deployment = name or (body.get("metadata") or {}).get("generateName") or "<unnamed>"
     facts = PodTemplateFacts.from_template(template)
     verdict = admit_deployment(
-        policies, deployment, labels, facts, previous_deployment(old), replicas=replicas_of(spec)
+        policies,
+        deployment,
+        labels,
+        facts,
+        previous_deployment(old),
+        replicas=replicas_of(spec),
+        positions={p.name: p.position for p in peers},
+        now=datetime.now(UTC),
     )
     warnings.extend(verdict.warnings)
     if not verdict.allowed:

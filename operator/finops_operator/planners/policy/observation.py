@@ -22,6 +22,7 @@ from finops_operator.planners.policy.ledger import LedgerPod
 from finops_operator.planners.policy.predictive import (
     PredictionInput,
 )
+from finops_operator.planners.policy.scaleup import BudgetPosition
 
 SCALABLE_KINDS = frozenset({"Deployment", "StatefulSet"})
 """Kinds governed through their replica count: budget scale-downs, HPA bounds, idle shutdown, anomalies."""
@@ -95,6 +96,8 @@ class PeerPolicy:
     name: str
     selector: LabelSelector
     spec: FinOpsPolicySpec | None = None
+    position: BudgetPosition | None = None
+    """Its budgets at its last sample, for the scale-up check at admission."""
 
 
 @dataclass(frozen=True)

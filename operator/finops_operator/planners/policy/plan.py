@@ -37,7 +37,7 @@ from finops_operator.planners.policy.conditions import optional, policy_conditio
 from finops_operator.planners.policy.declared import plan_declared_costs
 from finops_operator.planners.policy.events import PlannedEvent, budget_events, new_violation_events
 from finops_operator.planners.policy.idle import plan_idle_all
-from finops_operator.planners.policy.ledger import Ledger, LedgerPod
+from finops_operator.planners.policy.ledger import LedgerAdvance, LedgerPod
 from finops_operator.planners.policy.observation import (
     BARE_POD,
     SCALABLE_KINDS,
@@ -257,7 +257,7 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
     status.violations = violations[:MAX_LISTED_VIOLATIONS]
     status.violation_count = len(violations)
     status.window_start, status.window_end = window_start, window_end
-    _record_ledger(status, previous, ledger, assessment)
+    _record_ledger(status, previous, advance, assessment)
     status.windows = window_entries(
         advance=windows,
         previous=previous,
@@ -331,13 +331,18 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
 
 
 def _record_ledger(
-    status: FinOpsPolicyStatus, previous: FinOpsPolicyStatus, ledger: Ledger, assessment: BudgetAssessment
+    status: FinOpsPolicyStatus,
+    previous: FinOpsPolicyStatus,
+    advance: LedgerAdvance,
+    assessment: BudgetAssessment,
 ) -> None:
     """Persist the ledger and the budget figures (rounded: status is for people and diffs).
 
     ``ledgerTime`` only moves when the stored sum does: with no GPU in use nothing is written, and the
     next sample simply accounts from the older instant, which gives the same sum.
     """
+    ledger = advance.ledger
+    status.gpus_running = advance.running_gpus
     used = round(ledger.gpu_hours, 6)
     moved = previous.window_start != ledger.window_start or previous.gpu_hours_used != used
     if moved or previous.ledger_time is None:

@@ -27,8 +27,8 @@ from finops_operator.api.sovereignregion import REGION_LABEL, SovereignRegionSta
 from finops_operator.planners.fleet import FleetObservation, SiteNode, plan_fleet  # noqa: E402
 from finops_operator.planners.fleet.author import AuthorCheckObject, stale_author_check  # noqa: E402
 from finops_operator.planners.policy import (  # noqa: E402
-    DeploymentFacts,
     PolicyObservation,
+    WorkloadFacts,
     parse_policy_spec,
     plan_policy,
 )
@@ -71,9 +71,9 @@ def _time(fn: Callable[[], object], repeat: int) -> float:
 
 
 def _policy(selector: dict[str, Any]) -> Callable[[], object]:
-    deployments = [DeploymentFacts("ns", f"d{i}", LABELS, replicas=1, gpus_per_pod=1) for i in range(50)]
+    deployments = [WorkloadFacts("ns", f"d{i}", LABELS, replicas=1, gpus_per_pod=1) for i in range(50)]
     observed = PolicyObservation(
-        name="p", generation=1, current_status=FinOpsPolicyStatus(), deployments=deployments
+        name="p", generation=1, current_status=FinOpsPolicyStatus(), workloads=deployments
     )
     spec = {"targetWorkloadSelector": selector, "costLimits": {"dailyGPUHours": 10}}
     return lambda: plan_policy(parse_policy_spec(spec), observed, NOW)

@@ -137,6 +137,24 @@ ROWS: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
                 ),
                 width=24,
             ),
+            PanelSpec(
+                "GPU-hours and cost by workload, per hour",
+                "Which workloads (Deployments, StatefulSets, Jobs, CronJobs, bare pods) spent what over the "
+                "last hour? The showback counters finops_gpu_hours_total and finops_cost_total, as "
+                "`finops report showback` sums them.",
+                (
+                    Query(
+                        "sum by ($namespace_label, workload) "
+                        f"(increase(finops_gpu_hours_total{{{POLICY}}}[1h]))",
+                        "{{$namespace_label}}/{{workload}} GPU-hours",
+                    ),
+                    Query(
+                        f"sum by ($namespace_label, workload) (increase(finops_cost_total{{{POLICY}}}[1h]))",
+                        "{{$namespace_label}}/{{workload}} cost",
+                    ),
+                ),
+                width=24,
+            ),
         ),
     ),
     (

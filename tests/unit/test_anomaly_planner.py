@@ -13,7 +13,7 @@ from typing import Any
 from finops_operator.api.common import ConditionStatus
 from finops_operator.api.conditions import find
 from finops_operator.api.finopspolicy import AnomalyPhase, FinOpsPolicyStatus, WorkloadState
-from finops_operator.planners.policy import DeploymentFacts, PolicyObservation, parse_policy_spec, plan_policy
+from finops_operator.planners.policy import PolicyObservation, WorkloadFacts, parse_policy_spec, plan_policy
 from finops_operator.planners.policy.ledger import LedgerPod
 from finops_operator.planners.policy.observation import DemandReading
 from finops_operator.planners.policy.plan import PolicyPlan
@@ -56,9 +56,7 @@ class World:
 
     def observation(self) -> PolicyObservation:
         pods = [
-            LedgerPod(
-                "ns", f"chat-{i}", gpus=1, running_since=T0 - timedelta(hours=1), owner_deployment="chat"
-            )
+            LedgerPod("ns", f"chat-{i}", gpus=1, running_since=T0 - timedelta(hours=1), owner="chat")
             for i in range(self.replicas)
         ]
         return PolicyObservation(
@@ -66,8 +64,8 @@ class World:
             generation=1,
             namespace="ns",
             current_status=self.status,
-            deployments=[
-                DeploymentFacts(
+            workloads=[
+                WorkloadFacts(
                     "ns",
                     "chat",
                     {"app": "chat"},

@@ -10,7 +10,7 @@ import pytest
 
 from finops_operator.api.conditions import find
 from finops_operator.api.finopspolicy import BudgetPeriod, BudgetWindow, FinOpsPolicyStatus
-from finops_operator.planners.policy import DeploymentFacts, PolicyObservation, parse_policy_spec, plan_policy
+from finops_operator.planners.policy import PolicyObservation, WorkloadFacts, parse_policy_spec, plan_policy
 from finops_operator.planners.policy.ledger import LedgerPod
 from finops_operator.planners.policy.plan import PolicyPlan
 from finops_operator.planners.policy.window import period_bounds
@@ -77,13 +77,13 @@ SPEC: dict[str, Any] = {
     "budgets": [{"period": "monthly", "gpuHours": 40}],
     "pricing": {"gpuHourlyRate": 2.0},
 }
-DEPLOYMENT = DeploymentFacts("ns", "llm", {"app": "llm"}, replicas=1, gpus_per_pod=1)
+DEPLOYMENT = WorkloadFacts("ns", "llm", {"app": "llm"}, replicas=1, gpus_per_pod=1)
 
 
 def gpu_pod(since: datetime) -> LedgerPod:
     """One GPU running since ``since``, with the ledger finalizer, owned by the Deployment."""
     return LedgerPod(
-        "ns", "llm-1", {"app": "llm"}, gpus=1, running_since=since, has_finalizer=True, owner_deployment="llm"
+        "ns", "llm-1", {"app": "llm"}, gpus=1, running_since=since, has_finalizer=True, owner="llm"
     )
 
 
@@ -92,7 +92,7 @@ def sample(
     now: datetime,
     *,
     spec: dict[str, Any] | None = None,
-    deployment: DeploymentFacts = DEPLOYMENT,
+    deployment: WorkloadFacts = DEPLOYMENT,
     pods: tuple[LedgerPod, ...] = (),
     utilization: dict[str, float] | None = None,
 ) -> PolicyPlan:
@@ -100,7 +100,7 @@ def sample(
         name="p",
         generation=1,
         current_status=status,
-        deployments=[deployment],
+        workloads=[deployment],
         pods=pods,
         pod_utilization=utilization,
     )
@@ -141,7 +141,7 @@ def test_month_to_date_survives_daily_resets_and_restarts() -> None:
     )
     assert [(c.workload, c.replicas) for c in plan.changes] == [("llm", 0)]
 
-    scaled = DeploymentFacts(
+    scaled = WorkloadFacts(
         "ns",
         "llm",
         {"app": "llm"},

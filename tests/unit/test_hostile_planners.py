@@ -25,9 +25,9 @@ from finops_operator.planners.fleet.author import (
 )
 from finops_operator.planners.plan import invalid_spec, spec_error_message
 from finops_operator.planners.policy import (
-    DeploymentFacts,
     PolicyObservation,
     PolicyPlan,
+    WorkloadFacts,
     invalid_policy,
     parse_policy_spec,
     plan_policy,
@@ -60,9 +60,9 @@ def test_any_policy_spec_plans_to_a_ready_condition(spec: dict[str, Any]) -> Non
         name="p",
         generation=3,
         current_status=FinOpsPolicyStatus(),
-        deployments=[
-            DeploymentFacts("ns", "llm", {"app": "llm"}, replicas=2, gpus_per_pod=1),
-            DeploymentFacts("ns", "web", {"app": "web"}, replicas=1),
+        workloads=[
+            WorkloadFacts("ns", "llm", {"app": "llm"}, replicas=2, gpus_per_pod=1),
+            WorkloadFacts("ns", "web", {"app": "web"}, replicas=1),
         ],
         namespace="ns",
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from finops_operator.planners.policy import DeploymentFacts
+from finops_operator.planners.policy import WorkloadFacts
 from finops_operator.workloads.annotations import ANNOTATION_PREVIOUS_REPLICAS, ANNOTATION_SCALED_BY
 from tests.kopf_indexes import index_entry, index_handlers
 
@@ -24,7 +24,7 @@ def test_deployment_index_keeps_only_the_operators_annotations() -> None:
     }
     raw = {**manifest, "metadata": {**manifest["metadata"], "uid": "u1", "annotations": annotations}}
 
-    facts: DeploymentFacts = index_entry(index_handlers("deployments")["deployments_by_namespace"], raw)["ai"]
+    facts: WorkloadFacts = index_entry(index_handlers("deployments")["deployments_by_namespace"], raw)["ai"]
 
     assert dict(facts.annotations) == {ANNOTATION_PREVIOUS_REPLICAS: "2", ANNOTATION_SCALED_BY: "ai/budget"}
     assert (facts.name, facts.replicas, dict(facts.labels)) == ("llm", 0, {"tier": "inference"})

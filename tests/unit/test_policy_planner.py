@@ -7,9 +7,9 @@ from finops_operator.api.common import ConditionStatus, LabelSelector
 from finops_operator.api.conditions import find
 from finops_operator.api.finopspolicy import FinOpsPolicyStatus, WorkloadState
 from finops_operator.planners.policy import (
-    DeploymentFacts,
     PeerPolicy,
     PolicyObservation,
+    WorkloadFacts,
     parse_policy_spec,
     plan_policy,
 )
@@ -21,9 +21,9 @@ SPEC: dict[str, Any] = {
     "costLimits": {"dailyGPUHours": 18},
 }
 DEPLOYMENTS = [
-    DeploymentFacts("ns", "llm-a", {"app": "llm", "team": "a"}, replicas=2, gpus_per_pod=1),
-    DeploymentFacts("ns", "llm-b", {"app": "llm", "team": "b"}, replicas=1, gpus_per_pod=2),
-    DeploymentFacts("ns", "web", {"app": "web"}, replicas=3),
+    WorkloadFacts("ns", "llm-a", {"app": "llm", "team": "a"}, replicas=2, gpus_per_pod=1),
+    WorkloadFacts("ns", "llm-b", {"app": "llm", "team": "b"}, replicas=1, gpus_per_pod=2),
+    WorkloadFacts("ns", "web", {"app": "web"}, replicas=3),
 ]
 
 
@@ -32,7 +32,7 @@ def observe(**overrides: Any) -> PolicyObservation:
         "name": "p",
         "generation": 4,
         "current_status": FinOpsPolicyStatus(),
-        "deployments": DEPLOYMENTS,
+        "workloads": DEPLOYMENTS,
     }
     values.update(overrides)
     return PolicyObservation(**values)
@@ -99,18 +99,18 @@ def test_gpus_per_pod_counts_limits_then_requests_and_init_containers() -> None:
 def test_ledger_finalizer_is_released_from_pods_no_policy_governs_any_more() -> None:
     from finops_operator.planners.policy.ledger import LedgerPod
 
-    web = DeploymentFacts(
+    web = WorkloadFacts(
         "ns",
         "web",
         {"app": "web"},
         pod_selector=LabelSelector.model_validate({"matchLabels": {"app": "web"}}),
     )
     stray = LedgerPod("ns", "web-1", {"app": "web"}, gpus=1, running_since=NOW, has_finalizer=True)
-    plan = plan_policy(parse_policy_spec(SPEC), observe(deployments=[*DEPLOYMENTS, web], pods=[stray]), NOW)
+    plan = plan_policy(parse_policy_spec(SPEC), observe(workloads=[*DEPLOYMENTS, web], pods=[stray]), NOW)
     assert plan.pods_to_release == (stray,)
     other = PeerPolicy("web-policy", LabelSelector.model_validate({"matchLabels": {"app": "web"}}))
     claimed = plan_policy(
-        parse_policy_spec(SPEC), observe(deployments=[*DEPLOYMENTS, web], pods=[stray], peers=[other]), NOW
+        parse_policy_spec(SPEC), observe(workloads=[*DEPLOYMENTS, web], pods=[stray], peers=[other]), NOW
     )
     assert claimed.pods_to_release == ()
 
@@ -118,25 +118,21 @@ def test_ledger_finalizer_is_released_from_pods_no_policy_governs_any_more() -> 
 def test_pods_are_attributed_by_their_recorded_owner_before_any_selector() -> None:
     from finops_operator.planners.policy.ledger import LedgerPod, ledger_pod
 
-    def owner_deployment(meta: dict[str, Any], labels: dict[str, str]) -> str | None:
-        return ledger_pod(
-            namespace="ns", name="p", labels=labels, spec={}, status={}, meta=meta
-        ).owner_deployment
+    def owner(meta: dict[str, Any], labels: dict[str, str]) -> str | None:
+        return ledger_pod(namespace="ns", name="p", labels=labels, spec={}, status={}, meta=meta).owner
 
-    meta = {"ownerReferences": [{"kind": "ReplicaSet", "name": "llm-a-7d9f8c6b5"}]}
-    assert owner_deployment(meta, {"pod-template-hash": "7d9f8c6b5"}) == "llm-a"
-    assert owner_deployment(meta, {}) is None
-    assert (
-        owner_deployment({"ownerReferences": [{"kind": "Job", "name": "x-1"}]}, {"pod-template-hash": "1"})
-        is None
-    )
+    meta = {"ownerReferences": [{"kind": "ReplicaSet", "name": "llm-a-7d9f8c6b5", "controller": True}]}
+    assert owner(meta, {"pod-template-hash": "7d9f8c6b5"}) == "llm-a"
+    assert owner(meta, {}) == "replicaset/llm-a-7d9f8c6b5"
+    assert owner({"ownerReferences": [{"kind": "ReplicaSet", "name": "llm-a-7d9f8c6b5"}]}, {}) is None
+    job = {"ownerReferences": [{"kind": "Job", "name": "x-1", "controller": True}]}
+    assert owner(job, {"pod-template-hash": "1"}) == "job/x-1"
+    assert owner({}, {}) is None  # a bare pod
     # A pod whose labels match llm-b's selector, but which llm-a's ReplicaSet owns, is llm-a's.
     selector = LabelSelector.model_validate({"matchLabels": {"app": "llm"}})
-    a = DeploymentFacts("ns", "llm-a", {"app": "llm"}, replicas=1, gpus_per_pod=1, pod_selector=selector)
-    b = DeploymentFacts("ns", "llm-b", {"app": "llm"}, replicas=1, gpus_per_pod=1, pod_selector=selector)
-    pod = LedgerPod(
-        "ns", "p", {"app": "llm"}, gpus=1, running_since=NOW - timedelta(hours=1), owner_deployment="llm-a"
-    )
-    plan = plan_policy(parse_policy_spec(SPEC), observe(deployments=[a, b], pods=[pod]), NOW)
+    a = WorkloadFacts("ns", "llm-a", {"app": "llm"}, replicas=1, gpus_per_pod=1, pod_selector=selector)
+    b = WorkloadFacts("ns", "llm-b", {"app": "llm"}, replicas=1, gpus_per_pod=1, pod_selector=selector)
+    pod = LedgerPod("ns", "p", {"app": "llm"}, gpus=1, running_since=NOW - timedelta(hours=1), owner="llm-a")
+    plan = plan_policy(parse_policy_spec(SPEC), observe(workloads=[a, b], pods=[pod]), NOW)
     hours = {w.name: w.gpu_hours for w in plan.status.workloads}
     assert hours["llm-a"] > 0 and hours["llm-b"] == 0

@@ -17,7 +17,7 @@ from finops_operator.planners.plan import (
     PatchWorkload,
     RemoveFinalizer,
 )
-from finops_operator.planners.policy import DeploymentFacts, PlannedEvent, PolicyPlan, parse_policy_spec
+from finops_operator.planners.policy import PlannedEvent, PolicyPlan, WorkloadFacts, parse_policy_spec
 from finops_operator.planners.policy.bounds import HpaPlan
 from finops_operator.planners.policy.budget import ReplicaChange
 from finops_operator.planners.policy.ledger import LEDGER_FINALIZER, LedgerPod
@@ -26,9 +26,9 @@ from finops_operator.workloads.annotations import ANNOTATION_PREVIOUS_REPLICAS, 
 
 NOW = datetime(2026, 11, 22, 10, 30, tzinfo=UTC)
 SELECTOR = LabelSelector.model_validate({"matchLabels": {"app": "llm"}})
-LLM = DeploymentFacts("ns", "llm", {"app": "llm"}, uid="uid-llm", replicas=0, pod_selector=SELECTOR)
-WEB = DeploymentFacts("ns", "web", {"app": "web"}, uid="uid-web", replicas=3)
-SCALED = DeploymentFacts(
+LLM = WorkloadFacts("ns", "llm", {"app": "llm"}, uid="uid-llm", replicas=0, pod_selector=SELECTOR)
+WEB = WorkloadFacts("ns", "web", {"app": "web"}, uid="uid-web", replicas=3)
+SCALED = WorkloadFacts(
     "ns",
     "llm",
     {"app": "llm"},
@@ -63,7 +63,7 @@ def test_decision_becomes_intents_in_order_finalizers_hpas_then_replicas() -> No
         RemoveFinalizer(ObjectRef("v1", "Pod", "old", "ns"), LEDGER_FINALIZER),
         ApplyManifest(hpa),
         DeleteObject(ObjectRef("autoscaling/v2", "HorizontalPodAutoscaler", "gone-hpa", "ns")),
-        PatchWorkload(deployment("llm"), 0, {ANNOTATION_SCALED_BY: "p:budget"}),
+        PatchWorkload(deployment("llm", "uid-llm"), 0, {ANNOTATION_SCALED_BY: "p:budget"}),
     )
     assert plan.status is decision.status
 

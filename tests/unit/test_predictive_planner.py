@@ -18,9 +18,9 @@ from finops_operator.api.finopspolicy import (
     PredictiveScaling,
 )
 from finops_operator.planners.policy import (
-    DeploymentFacts,
     PolicyObservation,
     PolicyPlan,
+    WorkloadFacts,
     parse_policy_spec,
     plan_policy,
 )
@@ -356,7 +356,7 @@ def _policy_spec() -> FinOpsPolicySpec:
 
 
 def _plan(prediction: PredictionInput, status: FinOpsPolicyStatus, now: datetime = NOW) -> PolicyPlan:
-    llm = DeploymentFacts("ns", "llm", {"app": "llm"}, replicas=5, ready_replicas=5, gpus_per_pod=1)
+    llm = WorkloadFacts("ns", "llm", {"app": "llm"}, replicas=5, ready_replicas=5, gpus_per_pod=1)
     observation = PolicyObservation("p", 1, status, [llm], namespace="ns", prediction=prediction)
     return plan_policy(_policy_spec(), observation, now)
 

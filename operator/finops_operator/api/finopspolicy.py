@@ -54,6 +54,9 @@ class CostLimits(ApiModel):
     its nodeSelector pins, else gpuHourlyRate); needs spec.pricing."""
     budget_action: BudgetAction = BudgetAction.SCALE_TO_MIN
     """When any budget is used up (till its reset): ScaleToMin, ScaleToZero, BlockScaleUp or AlertOnly."""
+    refuse_budget_breaking_scale_up: bool = False
+    """At admission, refuse (Enforce) or warn about (Warn) a Deployment change adding GPUs whose burn,
+    with the GPUs running now, would use up a GPU-hour budget before its window ends."""
     alert_thresholds_percent: list[int] = Field(
         default_factory=lambda: [80, 100],
         min_length=1,
@@ -261,6 +264,8 @@ class Alerting(ApiModel):
     """A workload breaks a per-workload cap."""
     anomaly_detected: AlertRoute | None = None
     """A workload's GPU time departed from what its demand explains (spec.anomalyDetection)."""
+    cost_over_expected: AlertRoute | None = None
+    """A workload's measured cost per hour runs over its finops.dev/expected-cost-per-hour."""
     webhook_secret_ref: SecretKeyReference | None = None
     """Secret key holding a URL that receives alerts in Alertmanager's webhook JSON format."""
 
@@ -301,16 +306,17 @@ class WorkloadState(StrEnum):
     IDLE_SCALED_DOWN = "IdleScaledDown"
     BUDGET_SCALED_DOWN = "BudgetScaledDown"
     ANOMALY_SCALED_DOWN = "AnomalyScaledDown"
+    BUDGET_SUSPENDED = "BudgetSuspended"
     CONFLICT = "Conflict"
 
 
 class WorkloadStatus(ApiModel):
-    """What the policy knows about one governed Deployment."""
+    """What the policy knows about one governed workload."""
 
     name: str
-    """Deployment name."""
+    """A Deployment's name; <kind>/<name> for the other kinds (statefulset/db, job/train, pod/notebook)."""
     state: WorkloadState = WorkloadState.ACTIVE
-    """Active, IdleScaledDown, BudgetScaledDown, AnomalyScaledDown or Conflict."""
+    """Active, IdleScaledDown, BudgetScaledDown, AnomalyScaledDown, BudgetSuspended or Conflict."""
     gpus_per_pod: int = Field(default=0, alias="gpusPerPod", ge=0)
     """GPUs each pod requests."""
     gpu_hours: float = Field(default=0, alias="gpuHours", ge=0)
@@ -328,6 +334,22 @@ class Violation(ApiModel):
     """The cap broken, e.g. maxGPUsPerPod."""
     message: str
     """What was found against what is allowed."""
+
+
+class CostOverrun(ApiModel):
+    """A workload whose measured cost runs over the cost it declares (finops.dev/expected-cost-per-hour),
+    or whose declaration cannot be read."""
+
+    name: str
+    """The workload, as in workloads[].name."""
+    expected_cost_per_hour: float | None = Field(default=None, alias="expectedCostPerHour", ge=0)
+    """What the annotation declares (unset when it cannot be read)."""
+    measured_cost_per_hour: float = Field(default=0, alias="measuredCostPerHour", ge=0)
+    """GPUs of its running pods x their price per GPU-hour, now."""
+    since: datetime | None = None
+    """When it was first seen over (kept while it stays over)."""
+    message: str = ""
+    """What was found against what was declared, or why the declaration is not valid."""
 
 
 class PredictionStatus(ApiModel):
@@ -507,6 +529,8 @@ class FinOpsPolicyStatus(ApiModel):
     """GPU-hours used in the current window by governed workloads."""
     gpu_hours_remaining: float | None = Field(default=None, alias="gpuHoursRemaining")
     """GPU-hours left in the tightest GPU-hour budget of any window (unset without one)."""
+    gpus_running: int = Field(default=0, alias="gpusRunning", ge=0)
+    """GPUs of the governed pods running at ledgerTime: the burn in GPU-hours per hour."""
     cost_used: float = 0
     """Cost of gpuHoursUsed at spec.pricing."""
     budget_used_percent: int = 0
@@ -533,6 +557,8 @@ class FinOpsPolicyStatus(ApiModel):
     """Predictive scaling: the calibrated margin and the achieved miss rate (kept across fallbacks)."""
     anomalies: list[WorkloadAnomaly] = Field(default_factory=list, max_length=50)
     """Anomaly detection per governed workload (the first 50 by name)."""
+    cost_overruns: list[CostOverrun] = Field(default_factory=list, alias="costOverruns", max_length=100)
+    """Workloads over their finops.dev/expected-cost-per-hour, or with one that cannot be read (first 100)."""
     windows: list[WindowLedger] = Field(default_factory=list, max_length=6)
     """Ledgers of the current and the previous daily, weekly and monthly windows (docs/BUDGETS.md)."""
 

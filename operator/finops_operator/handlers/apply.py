@@ -79,8 +79,9 @@ def _call(kube: KubeClient, intent: Intent) -> Mapping[str, Any] | None:
     ref = (target.api_version, target.kind, target.namespace, target.name)
     if isinstance(intent, PatchWorkload):
         body: dict[str, Any] = {"metadata": {"annotations": dict(intent.annotations)}}
-        if intent.replicas is not None:
-            body["spec"] = {"replicas": intent.replicas}
+        spec = {"replicas": intent.replicas, "suspend": intent.suspend}
+        if any(value is not None for value in spec.values()):
+            body["spec"] = {key: value for key, value in spec.items() if value is not None}
         return kube.patch(*ref, body=body)
     if isinstance(intent, ApplyManifest):
         return kube.apply(intent.manifest)

@@ -1,5 +1,6 @@
-"""FinOpsPolicy handlers: index Deployments, GPU pods, nodes and policies per namespace, and
-reconcile each policy on a timer (level-triggered) and on spec changes: observe, plan, apply, report."""
+"""FinOpsPolicy handlers: index Deployments, StatefulSets, Jobs, CronJobs, GPU pods, nodes and policies
+per namespace, and reconcile each policy on a timer (level-triggered) and on spec changes: observe,
+plan, apply, report."""
 
 from __future__ import annotations
 
@@ -22,11 +23,11 @@ from finops_operator.handlers.prediction import ForecasterCache, predict
 from finops_operator.kube import ApiException, KubeClient
 from finops_operator.planners.plan import PatchWorkload, spec_error_message
 from finops_operator.planners.policy import (
-    DeploymentFacts,
     PeerPolicy,
     PlannedEvent,
     PolicyObservation,
     PolicyPlan,
+    WorkloadFacts,
     invalid_policy,
     parse_policy_spec,
     plan_policy,
@@ -40,14 +41,17 @@ from finops_operator.planners.policy.caps import (
     replicas_of,
 )
 from finops_operator.planners.policy.ledger import LedgerPod, ledger_pod
-from finops_operator.planners.policy.observation import DemandReading
+from finops_operator.planners.policy.observation import SUSPENDABLE_KINDS, DemandReading
 from finops_operator.planners.policy.predictive import PredictionInput
+from finops_operator.planners.policy.scaleup import budget_position
 from finops_operator.planners.policy.window_ledgers import monthly_usage
 from finops_operator.planners.policy.writes import plan_deletion, policy_writes
 from finops_operator.settings import Settings
 from finops_operator.telemetry import prometheus
 from finops_operator.telemetry.alerts import Alert, post_alerts
+from finops_operator.workloads.owners import owner_key, workload_key
 from finops_operator.workloads.resources import gpus_in_pod_spec
+from finops_operator.workloads.templates import pod_template
 
 PLURAL = FinOpsPolicy.meta.plural
 KIND = "FinOpsPolicy"
@@ -61,7 +65,7 @@ class NamespaceSnapshot:
     """Copies of the Kopf indexes for one namespace. Indexes change on the event loop, so they are
     copied there, and the copy is what the handler thread works on."""
 
-    deployments: tuple[DeploymentFacts, ...]
+    workloads: tuple[WorkloadFacts, ...]
     pods: tuple[LedgerPod, ...]
     policies: tuple[PeerPolicy, ...]
     gpu_product_of_node: dict[str, str]
@@ -71,7 +75,11 @@ class NamespaceSnapshot:
 def take_snapshot(namespace: str, kwargs: Mapping[str, Any]) -> NamespaceSnapshot:
     products: kopf.Index[str, str] = kwargs["gpu_product_by_node"]
     return NamespaceSnapshot(
-        deployments=tuple(kwargs["deployments_by_namespace"].get(namespace, [])),
+        workloads=tuple(
+            facts
+            for _, plural, _ in WORKLOAD_INDEXES
+            for facts in kwargs[f"{plural}_by_namespace"].get(namespace, [])
+        ),
         pods=tuple(kwargs["gpu_pods_by_namespace"].get(namespace, [])),
         policies=tuple(kwargs["policies_by_namespace"].get(namespace, [])),
         gpu_product_of_node={node: next(iter(values)) for node, values in products.items()},
@@ -93,38 +101,8 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
 def register_indexes(registry: kopf.OperatorRegistry) -> None:
     """In-memory views kept current by watch streams, so a sample never LISTs the cluster."""
 
-    @kopf.index("apps", "v1", "deployments", id="deployments_by_namespace", registry=registry)
-    def deployments_by_namespace(
-        *,
-        namespace: str | None,
-        name: str,
-        labels: Mapping[str, str],
-        annotations: Mapping[str, str],
-        spec: Mapping[str, Any],
-        status: Mapping[str, Any],
-        uid: str,
-        **_: Any,
-    ) -> dict[str, DeploymentFacts]:
-        template = PodTemplateFacts.from_template(spec.get("template") or {})
-        try:
-            selector = LabelSelector.model_validate(dict(spec.get("selector") or {}))
-        except ValidationError:
-            selector = None
-        namespace = namespace or ""
-        return {
-            namespace: DeploymentFacts(
-                namespace=namespace,
-                name=name,
-                uid=uid,
-                labels=dict(labels),
-                annotations={k: v for k, v in annotations.items() if k.startswith(OPERATOR_ANNOTATIONS)},
-                replicas=int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1),
-                ready_replicas=int(status.get("readyReplicas", 0) or 0),
-                gpus_per_pod=template.gpus,
-                pod_selector=selector,
-                template=template,
-            )
-        }
+    for group, plural, kind in WORKLOAD_INDEXES:
+        _register_workload_index(registry, group, plural, kind)
 
     def _is_gpu_pod(spec: Mapping[str, Any], **_: Any) -> bool:
         return gpus_in_pod_spec(spec) > 0
@@ -169,13 +147,89 @@ def register_indexes(registry: kopf.OperatorRegistry) -> None:
 
     @kopf.index(GROUP, VERSION, PLURAL, id="policies_by_namespace", registry=registry)
     def policies_by_namespace(
-        *, namespace: str | None, name: str, spec: Mapping[str, Any], **_: Any
+        *, namespace: str | None, name: str, spec: Mapping[str, Any], status: Mapping[str, Any], **_: Any
     ) -> dict[str, PeerPolicy] | None:
         try:
             parsed = parse_policy_spec(spec)
         except ValidationError:
             return None
-        return {namespace or "": PeerPolicy(name=name, selector=parsed.target_workload_selector, spec=parsed)}
+        limits = parsed.cost_limits
+        position = (
+            budget_position(status) if limits is not None and limits.refuse_budget_breaking_scale_up else None
+        )
+        return {
+            namespace or "": PeerPolicy(
+                name=name, selector=parsed.target_workload_selector, spec=parsed, position=position
+            )
+        }
+
+
+WORKLOAD_INDEXES = (
+    ("apps", "deployments", "Deployment"),
+    ("apps", "statefulsets", "StatefulSet"),
+    ("batch", "jobs", "Job"),
+    ("batch", "cronjobs", "CronJob"),
+)
+"""The workload kinds a FinOpsPolicy governs; each index is ``<plural>_by_namespace``."""
+
+
+def _register_workload_index(registry: kopf.OperatorRegistry, group: str, plural: str, kind: str) -> None:
+    """One index per kind, keeping only what the planners read. Jobs and CronJobs without GPUs are left
+    out (a batch namespace holds many), unless the operator marked them: those it must restore."""
+    suspendable = kind in SUSPENDABLE_KINDS
+
+    def _worth_keeping(body: kopf.Body, annotations: Mapping[str, str], **_: Any) -> bool:
+        found = pod_template(kind, body)
+        return (
+            not suspendable
+            or (found is not None and gpus_in_pod_spec(found[1]) > 0)
+            or any(k.startswith(OPERATOR_ANNOTATIONS) for k in annotations)
+        )
+
+    @kopf.index(group, "v1", plural, id=f"{plural}_by_namespace", when=_worth_keeping, registry=registry)
+    def index(*, namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, WorkloadFacts]:
+        return {namespace or "": workload_facts(kind, body)}
+
+
+def workload_facts(kind: str, body: Mapping[str, Any]) -> WorkloadFacts:
+    """What an index keeps of one workload object."""
+    meta = body.get("metadata") or {}
+    annotations: Mapping[str, str] = meta.get("annotations") or {}
+    spec = body.get("spec") or {}
+    template_labels, pod_spec = pod_template(kind, body) or ({}, {})
+    common: dict[str, Any] = {
+        "namespace": str(meta.get("namespace") or ""),
+        "name": workload_key(kind, str(meta.get("name", ""))),
+        "kind": kind,
+        "uid": str(meta.get("uid", "")),
+        "labels": dict(meta.get("labels") or {}),
+        "annotations": {k: v for k, v in annotations.items() if k.startswith(OPERATOR_ANNOTATIONS)},
+        "gpus_per_pod": gpus_in_pod_spec(pod_spec),
+    }
+    if kind in SUSPENDABLE_KINDS:
+        conditions = (body.get("status") or {}).get("conditions") or []
+        parent = owner_key(meta.get("ownerReferences"), None)
+        return WorkloadFacts(
+            **common,
+            replicas=int(spec.get("parallelism", 1) or 0) if kind == "Job" else 0,
+            suspended=bool(spec.get("suspend")),
+            finished=any(
+                c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions
+            ),
+            parent=parent if parent is not None and parent.startswith("cronjob/") else None,
+        )
+    try:
+        selector: LabelSelector | None = LabelSelector.model_validate(dict(spec.get("selector") or {}))
+    except ValidationError:
+        selector = None
+    replicas = spec.get("replicas")
+    return WorkloadFacts(
+        **common,
+        replicas=int(replicas if replicas is not None else 1),
+        ready_replicas=int((body.get("status") or {}).get("readyReplicas", 0) or 0),
+        pod_selector=selector,
+        template=PodTemplateFacts.from_template({"metadata": {"labels": template_labels}, "spec": pod_spec}),
+    )
 
 
 def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -> None:
@@ -211,7 +265,7 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
             name=name,
             generation=int(meta.get("generation", 0)),
             current_status=read_status(FinOpsPolicyStatus, status),
-            deployments=snapshot.deployments,
+            workloads=snapshot.workloads,
             peers=[peer for peer in snapshot.policies if peer.name != name],
             pods=snapshot.pods,
             gpu_product_of_node=snapshot.gpu_product_of_node,
@@ -231,7 +285,7 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
         kube: KubeClient = memo.kube
         results = apply_plan(
             kube,
-            policy_writes(plan, namespace, snapshot.deployments),
+            policy_writes(plan, namespace, snapshot.workloads),
             kind=KIND,
             body=body,
             status=status,
@@ -337,16 +391,22 @@ def _validate_caps(
         and all(before.get(k) == spec.get(k) for k in ("template", "replicas"))
     ):
         return
-    policies = [
-        (p.name, p.spec) for p in policies_by_namespace.get(namespace or "", []) if p.spec is not None
-    ]
+    peers = [p for p in policies_by_namespace.get(namespace or "", []) if p.spec is not None]
+    policies = [(p.name, p.spec) for p in peers if p.spec is not None]
     if not policies:
         return
     labels = (body.get("metadata") or {}).get("labels") or {}
     deployment = name or (body.get("metadata") or {}).get("generateName") or "<unnamed>"
     facts = PodTemplateFacts.from_template(template)
     verdict = admit_deployment(
-        policies, deployment, labels, facts, previous_deployment(old), replicas=replicas_of(spec)
+        policies,
+        deployment,
+        labels,
+        facts,
+        previous_deployment(old),
+        replicas=replicas_of(spec),
+        positions={p.name: p.position for p in peers},
+        now=datetime.now(UTC),
     )
     warnings.extend(verdict.warnings)
     if not verdict.allowed:
@@ -369,7 +429,7 @@ def _restore_on_delete(
         spec: FinOpsPolicySpec | None = parse_policy_spec(body.get("spec") or {})
     except ValidationError:
         spec = None
-    intents = plan_deletion(name, spec, snapshot.deployments, snapshot.pods)
+    intents = plan_deletion(name, spec, snapshot.workloads, snapshot.pods)
     kube: KubeClient = memo.kube
     results = apply_intents(kube, intents, owner=body, recent=memo.recent_writes, logger=logger)
     refused = [r for r in results if r.error is not None and r.error.status != 404]
@@ -430,10 +490,10 @@ def _pod_utilization(
 def _count_actions(
     namespace: str, policy: str, plan: PolicyPlan, results: Sequence[Applied], logger: logging.Logger
 ) -> None:
-    """Each replica change the API server accepted counts as an action of its reason."""
+    """Each replica change or suspension the API server accepted counts as an action of its reason."""
     changes = {c.workload: c for c in plan.changes}
     for done in results:
-        change = changes.get(done.intent.target.name)
+        change = changes.get(workload_key(done.intent.target.kind, done.intent.target.name))
         if isinstance(done.intent, PatchWorkload) and done.result is not None and change is not None:
             metrics.record_action(namespace, policy, change.reason)
             logger.info(change.message)

@@ -69,11 +69,13 @@ class _Write:
 
 @dataclass(frozen=True)
 class PatchWorkload(_Write):
-    """Merge-patch a workload's replica count (None: leave it) and annotations (None values delete)."""
+    """Merge-patch a workload's replica count or, for a Job or CronJob, spec.suspend (None: leave it)
+    and annotations (None values delete)."""
 
     target: ObjectRef
     replicas: int | None = None
     annotations: Mapping[str, str | None] = field(default_factory=dict)
+    suspend: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,21 @@ from typing import Any
 POD_TEMPLATE_HASH_LABEL = "pod-template-hash"
 
 
+def workload_key(kind: str, name: str) -> str:
+    """How a policy names a workload: a Deployment by its name (as it always has), any other kind as
+    ``<kind>/<name>`` in lower case, kubectl's notation, so a StatefulSet and a Deployment of the same
+    name stay apart in the ledger, the status and showback."""
+    return name if kind == "Deployment" else f"{kind.lower()}/{name}"
+
+
+def owner_key(
+    owner_references: Sequence[Mapping[str, Any]] | None, labels: Mapping[str, str] | None
+) -> str | None:
+    """``workload_key`` of the workload that controls an object (see ``workload_owner``)."""
+    owner = workload_owner(owner_references, labels)
+    return workload_key(*owner) if owner is not None else None
+
+
 def workload_owner(
     owner_references: Sequence[Mapping[str, Any]] | None, labels: Mapping[str, str] | None
 ) -> tuple[str, str] | None:

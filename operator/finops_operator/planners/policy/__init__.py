@@ -7,15 +7,15 @@ and ``conditions``.
 """
 
 from finops_operator.planners.policy.events import PlannedEvent
-from finops_operator.planners.policy.observation import DeploymentFacts, PeerPolicy, PolicyObservation
+from finops_operator.planners.policy.observation import PeerPolicy, PolicyObservation, WorkloadFacts
 from finops_operator.planners.policy.plan import PolicyPlan, invalid_policy, parse_policy_spec, plan_policy
 
 __all__ = [
-    "DeploymentFacts",
     "PeerPolicy",
     "PlannedEvent",
     "PolicyObservation",
     "PolicyPlan",
+    "WorkloadFacts",
     "invalid_policy",
     "parse_policy_spec",
     "plan_policy",

@@ -32,7 +32,7 @@ from finops_operator.planners.policy.budget import ReplicaChange, restore, scale
 from finops_operator.planners.policy.events import PlannedEvent, policy_event, would_have
 from finops_operator.planners.policy.idle import mean_utilization
 from finops_operator.planners.policy.ledger import LedgerPod
-from finops_operator.planners.policy.observation import DeploymentFacts, PolicyObservation
+from finops_operator.planners.policy.observation import PolicyObservation, WorkloadFacts
 from finops_operator.workloads.annotations import ANNOTATION_RELEARN, ANNOTATION_REPLICA_CAP, REASON_ANOMALY
 from forecasting import (
     Anomaly,
@@ -91,7 +91,7 @@ class AnomalyOutcome:
 
 @dataclass(frozen=True)
 class _Judged:
-    deployment: DeploymentFacts
+    deployment: WorkloadFacts
     decision: AnomalyDecision
     status: WorkloadAnomaly
 
@@ -100,7 +100,7 @@ def plan_anomalies(
     *,
     policy: str,
     spec: FinOpsPolicySpec,
-    governed: Sequence[DeploymentFacts],
+    governed: Sequence[WorkloadFacts],
     pods_by_workload: Mapping[str, Sequence[LedgerPod]],
     observation: PolicyObservation,
     already_changed: set[str],
@@ -176,7 +176,7 @@ def plan_anomalies(
 
 
 def _sample(
-    deployment: DeploymentFacts,
+    deployment: WorkloadFacts,
     pods: Sequence[LedgerPod],
     observation: PolicyObservation,
     now: datetime,
@@ -211,7 +211,7 @@ def _restored_state(
 
 
 def _judge(
-    deployment: DeploymentFacts,
+    deployment: WorkloadFacts,
     settings: AnomalyDetection,
     entry: WorkloadAnomaly | None,
     *,
@@ -298,7 +298,7 @@ def _edge_events(
     return []
 
 
-def _held_by(policy: str, deployment: DeploymentFacts) -> bool:
+def _held_by(policy: str, deployment: WorkloadFacts) -> bool:
     return deployment.as_workload().scaled_by() == (policy, REASON_ANOMALY)
 
 
@@ -308,7 +308,7 @@ def _act(
     spec: FinOpsPolicySpec,
     settings: AnomalyDetection,
     judged: Sequence[_Judged],
-    governed: Sequence[DeploymentFacts],
+    governed: Sequence[WorkloadFacts],
     skip: set[str],
 ) -> tuple[list[ReplicaChange], set[str], list[ReplicaChange]]:
     """(changes, workloads held at the minimum, what Enforce would do in DryRun/Warn at a raise).

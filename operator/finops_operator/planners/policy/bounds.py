@@ -35,14 +35,22 @@ class HpaFacts:
 
 @dataclass(frozen=True)
 class BoundsTarget:
-    """What the bounds planner needs of a governed Deployment."""
+    """What the bounds planner needs of a governed Deployment or StatefulSet."""
 
     name: str
+    """The policy's name for the workload (``workload_key``)."""
     uid_of_policy: str
     annotations: Mapping[str, str] = field(default_factory=dict)
     predicted_min: int | None = None
     pinned_to_minimum: bool = False
     """Held at the minimum by an anomaly action: the HPA may not scale it back up meanwhile."""
+    kind: str = "Deployment"
+    object_name: str = ""
+    """The object's name (defaults to ``name``, a Deployment's)."""
+
+    @property
+    def target_name(self) -> str:
+        return self.object_name or self.name
 
 
 @dataclass(frozen=True)
@@ -57,8 +65,10 @@ class HpaPlan:
     """Deployments whose HPA maximum is lowered by an exhausted budget."""
 
 
-def hpa_name(deployment: str) -> str:
-    return deployment  # one HPA per Deployment, named after it, as `kubectl autoscale` does
+def hpa_name(kind: str, name: str) -> str:
+    """One HPA per workload, named after a Deployment as `kubectl autoscale` does; another kind's gets
+    the kind as a suffix, so a StatefulSet and a Deployment of the same name keep one each."""
+    return name if kind == "Deployment" else f"{name}-{kind.lower()}"
 
 
 def desired_hpa_spec(
@@ -81,7 +91,7 @@ def desired_hpa_spec(
     floor = low if target.predicted_min is None else max(low, min(high, target.predicted_min))
     return (
         {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target.name},
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": target.kind, "name": target.target_name},
             "minReplicas": floor,
             "maxReplicas": high,
             "metrics": [
@@ -121,18 +131,16 @@ def plan_hpas(
     ours = {h.name: h for h in existing if h.owner_policy == policy}
     if spec.auto_scale is None:
         return HpaPlan(delete=tuple(sorted(ours)))
-    scaled_by_others = {
-        h.target_name for h in existing if h.owner_policy != policy and h.target_kind == "Deployment"
-    }
+    scaled_by_others = {(h.target_kind, h.target_name) for h in existing if h.owner_policy != policy}
     apply: list[dict[str, Any]] = []
     foreign: list[str] = []
     capped: list[str] = []
     wanted: set[str] = set()
     for target in sorted(targets, key=lambda t: t.name):
-        if target.name in scaled_by_others:
+        if (target.kind, target.target_name) in scaled_by_others:
             foreign.append(target.name)
             continue
-        name = hpa_name(target.name)
+        name = hpa_name(target.kind, target.target_name)
         wanted.add(name)
         desired, lowered = desired_hpa_spec(spec, target, budget_exhausted)
         if lowered:

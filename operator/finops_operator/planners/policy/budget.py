@@ -15,6 +15,7 @@ from finops_operator.planners.policy.ledger import Ledger
 from finops_operator.workloads.annotations import (
     ANNOTATION_CAPPED_BY,
     ANNOTATION_PREVIOUS_REPLICAS,
+    ANNOTATION_PREVIOUS_SUSPEND,
     ANNOTATION_REPLICA_CAP,
     ANNOTATION_SCALED_BY,
     REASON_BUDGET,
@@ -154,11 +155,13 @@ def thresholds_to_announce(
 
 @dataclass(frozen=True)
 class GovernedWorkload:
-    """A governed Deployment and the operator's marks on it."""
+    """A governed workload and the operator's marks on it."""
 
     name: str
     replicas: int
     annotations: Mapping[str, str] = field(default_factory=dict)
+    suspended: bool | None = None
+    """spec.suspend of a Job or CronJob; None for a kind that has none (it is scaled instead)."""
 
     def marked_by(self, policy: str) -> bool:
         """Whether ``policy`` changed this workload (scaled it down or capped it)."""
@@ -178,7 +181,8 @@ class GovernedWorkload:
 
 @dataclass(frozen=True)
 class ReplicaChange:
-    """A change to one Deployment: replicas plus the annotations recording how to undo it."""
+    """A change to one workload: replicas (or, for a Job or CronJob, spec.suspend) plus the annotations
+    recording how to undo it."""
 
     workload: str
     replicas: int | None
@@ -186,22 +190,41 @@ class ReplicaChange:
     reason: str
     """CamelCase Event reason."""
     message: str
+    suspend: bool | None = None
+    """spec.suspend to set (None: leave it)."""
 
 
 def scale_down(policy: str, workload: GovernedWorkload, target: int, why: str, reason: str) -> ReplicaChange:
-    """Scale to ``target`` recording the replicas to restore (an earlier record is kept)."""
-    previous = workload.annotations.get(ANNOTATION_PREVIOUS_REPLICAS, str(workload.replicas))
+    """Scale to ``target`` (a Job or CronJob cannot shrink: it is suspended), recording what to restore
+    (an earlier record is kept)."""
+    if workload.suspended is None:
+        record, before, replicas, suspend = ANNOTATION_PREVIOUS_REPLICAS, str(workload.replicas), target, None
+        message = f"scaled {workload.name} from {workload.replicas} to {target} replicas"
+    else:
+        record, before, replicas, suspend = (
+            ANNOTATION_PREVIOUS_SUSPEND,
+            str(workload.suspended).lower(),
+            None,
+            True,
+        )
+        message = f"suspended {workload.name}"
     return ReplicaChange(
         workload=workload.name,
-        replicas=target,
-        annotations={ANNOTATION_PREVIOUS_REPLICAS: previous, ANNOTATION_SCALED_BY: f"{policy}:{why}"},
+        replicas=replicas,
+        annotations={
+            record: workload.annotations.get(record, before),
+            ANNOTATION_SCALED_BY: f"{policy}:{why}",
+        },
         reason=reason,
-        message=f"scaled {workload.name} from {workload.replicas} to {target} replicas",
+        message=message,
+        suspend=suspend,
     )
 
 
 def restore(workload: GovernedWorkload, reason: str, why: str) -> ReplicaChange:
-    """Put back the recorded replica count and remove the operator's marks."""
+    """Put back the recorded replica count (or spec.suspend) and remove the operator's marks."""
+    if workload.suspended is not None:
+        return _resume(workload, reason, why)
     raw = workload.annotations.get(ANNOTATION_PREVIOUS_REPLICAS)
     replicas = int(raw) if raw is not None and raw.isdecimal() else None
     return ReplicaChange(
@@ -217,6 +240,25 @@ def restore(workload: GovernedWorkload, reason: str, why: str) -> ReplicaChange:
         message=f"restored {workload.name} to {replicas} replicas ({why})"
         if replicas is not None
         else f"removed the operator's marks from {workload.name} ({why})",
+    )
+
+
+def _resume(workload: GovernedWorkload, reason: str, why: str) -> ReplicaChange:
+    raw = workload.annotations.get(ANNOTATION_PREVIOUS_SUSPEND)
+    previous = raw.strip().lower() == "true" if raw is not None else None
+    return ReplicaChange(
+        workload=workload.name,
+        replicas=None,
+        annotations={ANNOTATION_PREVIOUS_SUSPEND: None, ANNOTATION_SCALED_BY: None},
+        reason=reason,
+        message=(
+            f"removed the operator's marks from {workload.name} ({why})"
+            if previous is None
+            else f"left {workload.name} suspended, as it was before ({why})"
+            if previous
+            else f"resumed {workload.name} ({why})"
+        ),
+        suspend=previous,
     )
 
 
@@ -245,7 +287,9 @@ def plan_budget_actions(
         if not assessment.exceeded:
             if ours:
                 changes.append(restore(workload, "BudgetRestored", "new budget window"))
-            elif capped:  # only lift the cap: another scale-down (e.g. idle shutdown) is not ours to undo
+            elif (
+                capped and workload.suspended is None
+            ):  # only lift the cap: another scale-down (e.g. idle shutdown) is not ours to undo
                 changes.append(
                     ReplicaChange(
                         workload=workload.name,
@@ -256,7 +300,10 @@ def plan_budget_actions(
                     )
                 )
             continue
-        if action in (BudgetAction.SCALE_TO_ZERO, BudgetAction.SCALE_TO_MIN):
+        if workload.suspended is not None:  # a run cannot shrink: any action but AlertOnly pauses it
+            if action != BudgetAction.ALERT_ONLY and not workload.suspended:
+                changes.append(scale_down(policy, workload, 0, REASON_BUDGET, "BudgetExhausted"))
+        elif action in (BudgetAction.SCALE_TO_ZERO, BudgetAction.SCALE_TO_MIN):
             target = 0 if action == BudgetAction.SCALE_TO_ZERO else _min_replicas(spec)
             if workload.replicas > target:
                 changes.append(scale_down(policy, workload, target, REASON_BUDGET, "BudgetExhausted"))

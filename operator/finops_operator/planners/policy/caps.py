@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from operator import attrgetter
 from typing import Any
@@ -14,6 +15,7 @@ from finops_operator.api.common import GPU_PRODUCT_LABEL, GPU_RESOURCE, Enforcem
 from finops_operator.api.finopspolicy import FinOpsPolicySpec, Violation
 from finops_operator.planners.labelselectors import selector_matches
 from finops_operator.planners.policy.ledger import hourly_rate
+from finops_operator.planners.policy.scaleup import BudgetPosition, scale_up_overrun
 from finops_operator.workloads.annotations import ANNOTATION_PREVIOUS_REPLICAS
 from finops_operator.workloads.resources import pod_amount
 
@@ -184,6 +186,16 @@ class AdmissionVerdict:
     warnings: tuple[str, ...] = ()
 
 
+def _added_gpus(
+    facts: PodTemplateFacts, replicas: int | None, before: PodTemplateFacts | None, old_replicas: int | None
+) -> int:
+    """GPUs a change adds to what the policy governed before (all of them for a new workload)."""
+    now = facts.gpus * max(replicas if replicas is not None else 1, 0)
+    if before is None or old_replicas is None:
+        return now
+    return now - before.gpus * max(old_replicas, 0)
+
+
 def admit_deployment(
     policies: Sequence[tuple[str, FinOpsPolicySpec]],
     name: str,
@@ -192,6 +204,8 @@ def admit_deployment(
     previous: PreviousDeployment | None = None,
     *,
     replicas: int | None = None,
+    positions: Mapping[str, BudgetPosition | None] | None = None,
+    now: datetime | None = None,
 ) -> AdmissionVerdict:
     """Reject when an Enforce-mode policy selecting the Deployment is broken by the change; warn for
     Warn mode; DryRun only reports through the audit. Messages name the policy and the limit.
@@ -221,6 +235,17 @@ def admit_deployment(
             if before is not None and old_replicas is not None and replicas is not None
             else None
         )
+        overrun = (
+            scale_up_overrun(
+                spec, (positions or {}).get(policy), _added_gpus(facts, replicas, before, old_replicas), now
+            )
+            if now is not None
+            else None
+        )
+        if overrun is not None and spec.enforcement_mode == EnforcementMode.ENFORCE:
+            denials.append(f"FinOpsPolicy {policy}: {overrun}")
+        elif overrun is not None and spec.enforcement_mode == EnforcementMode.WARN:
+            warnings.append(f"FinOpsPolicy {policy}: {overrun}")
         for violation in cap_violations(name, spec, facts, replicas):
             text = f"FinOpsPolicy {policy}: {violation.message}"
             if spec.enforcement_mode == EnforcementMode.ENFORCE:

@@ -11,7 +11,7 @@ from finops_operator.api.finopspolicy import (
     WorkloadState,
 )
 from finops_operator.planners.policy.budget import budget_settings, window_limits
-from finops_operator.planners.policy.observation import DeploymentFacts, PolicyObservation
+from finops_operator.planners.policy.observation import SUSPENDABLE_KINDS, PolicyObservation, WorkloadFacts
 from finops_operator.workloads.annotations import REASON_ANOMALY, REASON_BUDGET, REASON_IDLE
 
 
@@ -19,14 +19,15 @@ def optional(update: ConditionUpdate | None) -> list[ConditionUpdate]:
     return [update] if update is not None else []
 
 
-def workload_state(policy: str, deployment: DeploymentFacts, conflicted: Sequence[str]) -> WorkloadState:
+def workload_state(policy: str, deployment: WorkloadFacts, conflicted: Sequence[str]) -> WorkloadState:
     if deployment.name in conflicted:
         return WorkloadState.CONFLICT
     mark = deployment.as_workload().scaled_by()
     if mark == (policy, REASON_IDLE):
         return WorkloadState.IDLE_SCALED_DOWN
     if mark == (policy, REASON_BUDGET):
-        return WorkloadState.BUDGET_SCALED_DOWN
+        suspendable = deployment.kind in SUSPENDABLE_KINDS
+        return WorkloadState.BUDGET_SUSPENDED if suspendable else WorkloadState.BUDGET_SCALED_DOWN
     if mark == (policy, REASON_ANOMALY):
         return WorkloadState.ANOMALY_SCALED_DOWN
     return WorkloadState.ACTIVE
@@ -35,8 +36,8 @@ def workload_state(policy: str, deployment: DeploymentFacts, conflicted: Sequenc
 def policy_conditions(
     *,
     spec: FinOpsPolicySpec,
-    selected: Sequence[DeploymentFacts],
-    governed: Sequence[DeploymentFacts],
+    selected: Sequence[WorkloadFacts],
+    governed: Sequence[WorkloadFacts],
     conflicted: Sequence[str],
     overlaps: Mapping[str, Sequence[str]],
     exhausted: Sequence[str],
@@ -51,7 +52,7 @@ def policy_conditions(
             ConditionType.READY,
             true,
             Reason.RECONCILED if selected else Reason.NO_MATCHING_WORKLOADS,
-            (f"governing {len(governed)} Deployment(s)" if selected else "no Deployment matches the selector")
+            (f"governing {len(governed)} workload(s)" if selected else "no workload matches the selector")
             + (
                 f"; autoScale not applied to {', '.join(foreign_hpas)}: already scaled by another HPA"
                 if foreign_hpas
@@ -70,7 +71,7 @@ def policy_conditions(
             ConditionType.CONFLICT,
             false,
             Reason.NO_OVERLAP,
-            "no governed Deployment is selected by another policy",
+            "no governed workload is selected by another policy",
         ),
     ]
     if window_limits(spec):

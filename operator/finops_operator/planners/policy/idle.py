@@ -15,7 +15,7 @@ from finops_operator.api.finopspolicy import FinOpsPolicySpec
 from finops_operator.planners.policy.budget import GovernedWorkload, ReplicaChange, restore, scale_down
 from finops_operator.planners.policy.events import PlannedEvent, policy_event, would_have
 from finops_operator.planners.policy.ledger import LedgerPod
-from finops_operator.planners.policy.observation import DeploymentFacts, PolicyObservation
+from finops_operator.planners.policy.observation import PolicyObservation, WorkloadFacts
 from finops_operator.workloads.annotations import ANNOTATION_WAKE, REASON_IDLE
 
 
@@ -111,7 +111,7 @@ def plan_idle_all(
     *,
     policy: str,
     spec: FinOpsPolicySpec,
-    governed: Sequence[DeploymentFacts],
+    governed: Sequence[WorkloadFacts],
     pods_by_workload: Mapping[str, Sequence[LedgerPod]],
     observation: PolicyObservation,
     already_changed: set[str],

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from finops_operator.api.finopspolicy import Pricing
-from finops_operator.workloads.owners import workload_owner
+from finops_operator.workloads.owners import owner_key
 from finops_operator.workloads.resources import gpus_in_pod_spec
 
 LEDGER_FINALIZER = "finops.dev/gpu-ledger"
@@ -37,8 +37,9 @@ class LedgerPod:
     ended_at: datetime | None = None
     """deletionTimestamp, or when its containers finished; unset while it runs."""
     has_finalizer: bool = False
-    owner_deployment: str | None = None
-    """The Deployment owning the pod through its ReplicaSet, when it has one."""
+    owner: str | None = None
+    """The workload controlling the pod (``workload_key``: the Deployment through its ReplicaSet, the
+    StatefulSet, the Job), when it has one; None for a pod nothing recreates (a bare pod)."""
 
 
 def _time(value: str | None) -> datetime | None:
@@ -67,7 +68,6 @@ def ledger_pod(
         ended = max((t for t in finished if t), default=None) or _time(meta.get("deletionTimestamp"))
     elif meta.get("deletionTimestamp"):
         ended = _time(meta.get("deletionTimestamp"))
-    owner = workload_owner(meta.get("ownerReferences"), labels)
     return LedgerPod(
         namespace=namespace,
         name=name,
@@ -77,7 +77,7 @@ def ledger_pod(
         running_since=started,
         ended_at=ended,
         has_finalizer=LEDGER_FINALIZER in (meta.get("finalizers") or []),
-        owner_deployment=owner[1] if owner is not None and owner[0] == "Deployment" else None,
+        owner=owner_key(meta.get("ownerReferences"), labels),
     )
 
 

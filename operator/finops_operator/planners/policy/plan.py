@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from finops_operator.api.conditions import ConditionType, Reason, apply_conditions
 from finops_operator.api.finopspolicy import (
@@ -34,10 +34,17 @@ from finops_operator.planners.policy.budget import (
 )
 from finops_operator.planners.policy.caps import cap_violations
 from finops_operator.planners.policy.conditions import optional, policy_conditions, workload_state
+from finops_operator.planners.policy.declared import plan_declared_costs
 from finops_operator.planners.policy.events import PlannedEvent, budget_events, new_violation_events
 from finops_operator.planners.policy.idle import plan_idle_all
-from finops_operator.planners.policy.ledger import Ledger, LedgerPod
-from finops_operator.planners.policy.observation import DeploymentFacts, PolicyObservation
+from finops_operator.planners.policy.ledger import LedgerAdvance, LedgerPod
+from finops_operator.planners.policy.observation import (
+    BARE_POD,
+    SCALABLE_KINDS,
+    PolicyObservation,
+    WorkloadFacts,
+    selection_labels,
+)
 from finops_operator.planners.policy.predictive import (
     PredictiveDecision,
     calibration_status,
@@ -48,6 +55,7 @@ from finops_operator.planners.policy.predictive import (
 )
 from finops_operator.planners.policy.window import InvalidTimeZoneError, window_bounds
 from finops_operator.planners.policy.window_ledgers import advance_windows, notified_in, window_entries
+from finops_operator.workloads.owners import workload_key
 
 MAX_LISTED_WORKLOADS = 500
 MAX_LISTED_VIOLATIONS = 100
@@ -67,6 +75,48 @@ class PolicyPlan:
     hpas: HpaPlan = field(default_factory=HpaPlan)
     anomaly_flags: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     """Per workload and anomaly kind, 1 while that anomaly is active (the finops_anomalies gauge)."""
+
+
+class Selection(NamedTuple):
+    """Which workloads a policy governs in one sample."""
+
+    selected: list[WorkloadFacts]
+    """Top-level workloads its selector matches (bare pods included), by name."""
+    overlaps: dict[str, list[str]]
+    """Per selected workload, the other policies selecting it."""
+    conflicted: tuple[str, ...]
+    governed: list[WorkloadFacts]
+    """Selected and not conflicted."""
+    members: list[WorkloadFacts]
+    """Jobs made by a governed CronJob: accounted under it, suspended with it."""
+    scalable: list[WorkloadFacts]
+    """Governed Deployments and StatefulSets: budget scale-downs, HPAs, idle, anomalies, caps."""
+
+
+def select(spec: FinOpsPolicySpec, observation: PolicyObservation) -> Selection:
+    selected = sorted(
+        (
+            d
+            for d in (*observation.workloads, *bare_pods(observation))
+            if d.parent is None and selector_matches(spec.target_workload_selector, d.labels)
+        ),
+        key=lambda d: d.name,
+    )
+    overlaps = {
+        d.name: sorted(p.name for p in observation.peers if selector_matches(p.selector, d.labels))
+        for d in selected
+    }
+    conflicted = tuple(name for name, peers in overlaps.items() if peers)
+    governed = [d for d in selected if d.name not in conflicted]
+    governed_names = {d.name for d in governed}
+    return Selection(
+        selected=selected,
+        overlaps=overlaps,
+        conflicted=conflicted,
+        governed=governed,
+        members=[d for d in observation.workloads if d.parent in governed_names],
+        scalable=[d for d in governed if d.kind in SCALABLE_KINDS],
+    )
 
 
 def parse_policy_spec(raw: Mapping[str, Any]) -> FinOpsPolicySpec:
@@ -92,19 +142,10 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
         return invalid_policy(observation, now, str(error), Reason.INVALID_TIME_ZONE)
 
     policy = observation.name
-    selected = sorted(
-        (d for d in observation.deployments if selector_matches(spec.target_workload_selector, d.labels)),
-        key=lambda d: d.name,
-    )
-    overlaps = {
-        d.name: sorted(p.name for p in observation.peers if selector_matches(p.selector, d.labels))
-        for d in selected
-    }
-    conflicted = tuple(name for name, peers in overlaps.items() if peers)
-    governed = [d for d in selected if d.name not in conflicted]
+    selected, overlaps, conflicted, governed, members, scalable = select(spec, observation)
 
-    released = _released(policy, observation.deployments, governed)
-    pods_by_workload = _pods_by_workload(governed, observation.pods)
+    released = _released(policy, observation.workloads, [*governed, *members])
+    pods_by_workload = _pods_by_workload(governed, members, observation.pods)
     previous = observation.current_status
     windows = advance_windows(
         budget_window=spec.budget_window,
@@ -132,7 +173,16 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
         period: thresholds_to_announce(budget_settings(spec), percent, already[period])
         for period, percent in assessment.percent_by_period.items()
     }
-    budget = plan_budget_actions(policy, spec, assessment, [d.as_workload() for d in governed])
+    budget = plan_budget_actions(
+        policy,
+        spec,
+        assessment,
+        [
+            d.as_workload()
+            for d in (*governed, *members)
+            if d.kind != BARE_POD and (not d.finished or d.as_workload().marked_by(policy))
+        ],
+    )
     changes = [*released, *budget.changes]
     events = budget_events(
         policy=policy,
@@ -146,7 +196,7 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
     idle = plan_idle_all(
         policy=policy,
         spec=spec,
-        governed=governed,
+        governed=scalable,
         pods_by_workload=pods_by_workload,
         observation=observation,
         already_changed={c.workload for c in changes},
@@ -158,7 +208,7 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
     anomalies = plan_anomalies(
         policy=policy,
         spec=spec,
-        governed=governed,
+        governed=scalable,
         pods_by_workload=pods_by_workload,
         observation=observation,
         already_changed={c.workload for c in changes},
@@ -167,10 +217,21 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
     changes.extend(anomalies.changes)
     events.extend(anomalies.events)
 
-    violations = [v for d in governed for v in cap_violations(d.name, spec, d.template, d.replicas)]
+    declared = plan_declared_costs(
+        policy=policy,
+        spec=spec,
+        governed=governed,
+        pods_by_workload=pods_by_workload,
+        gpu_product_of_node=observation.gpu_product_of_node,
+        previous=previous.cost_overruns,
+        now=now,
+    )
+    events.extend(declared.events)
+
+    violations = [v for d in scalable for v in cap_violations(d.name, spec, d.template, d.replicas)]
     events.extend(new_violation_events(policy, spec, violations, previous.violations))
 
-    decision = _decide_prediction(spec, observation, governed, assessment.gpu_hours_remaining, now)
+    decision = _decide_prediction(spec, observation, scalable, assessment.gpu_hours_remaining, now)
     minimum = spec.auto_scale.min_replicas if spec.auto_scale else 1
     hpas = plan_hpas(
         policy,
@@ -183,26 +244,29 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
                 d.annotations,
                 decision.floor(current=d.replicas, minimum=minimum) if decision else None,
                 pinned_to_minimum=d.name in anomalies.held,
+                kind=d.kind,
+                object_name=d.object_name,
             )
-            for d in governed
+            for d in scalable
         ],
         existing=observation.hpas,
         budget_exhausted=assessment.exceeded,
     )
-    status = previous.model_copy(deep=True)
-    status.observed_generation = observation.generation
+    bare_names = {d.name for d in governed if d.kind == BARE_POD}
+    status = previous.model_copy(deep=True, update={"observed_generation": observation.generation})
     status.violations = violations[:MAX_LISTED_VIOLATIONS]
     status.violation_count = len(violations)
     status.window_start, status.window_end = window_start, window_end
-    _record_ledger(status, previous, ledger, assessment)
+    _record_ledger(status, previous, advance, assessment)
     status.windows = window_entries(
         advance=windows,
         previous=previous,
         percent_by_period=assessment.percent_by_period,
         notified={p: [*already[p], *crossed.get(p, ())] for p in already},
     )
-    _record_prediction(status, spec, observation, decision=decision, governed=governed, now=now)
+    _record_prediction(status, spec, observation, decision=decision, governed=scalable, now=now)
     status.anomalies = list(anomalies.statuses)
+    status.cost_overruns = declared.overruns
     status.thresholds_notified = sorted({*already[BudgetPeriod.DAILY], *crossed.get(BudgetPeriod.DAILY, ())})
     status.governed_workloads = len(governed)
     status.idle_workloads = len(idle.idle_names)
@@ -237,7 +301,9 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
         observation.generation,
         now,
     )
-    tracked = {(p.namespace, p.name) for pods in pods_by_workload.values() for p in pods}
+    tracked = {
+        (p.namespace, p.name) for key, pods in pods_by_workload.items() if key not in bare_names for p in pods
+    }
     return PolicyPlan(
         status=status,
         governed=tuple(d.name for d in governed),
@@ -246,7 +312,8 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
         events=tuple(events),
         pods_to_track=tuple(
             p
-            for pods in pods_by_workload.values()
+            for key, pods in pods_by_workload.items()
+            if key not in bare_names  # a bare pod is never changed, not even by a finalizer
             for p in pods
             if not p.has_finalizer and p.ended_at is None and p.gpus > 0
         ),
@@ -264,13 +331,18 @@ def plan_policy(spec: FinOpsPolicySpec, observation: PolicyObservation, now: dat
 
 
 def _record_ledger(
-    status: FinOpsPolicyStatus, previous: FinOpsPolicyStatus, ledger: Ledger, assessment: BudgetAssessment
+    status: FinOpsPolicyStatus,
+    previous: FinOpsPolicyStatus,
+    advance: LedgerAdvance,
+    assessment: BudgetAssessment,
 ) -> None:
     """Persist the ledger and the budget figures (rounded: status is for people and diffs).
 
     ``ledgerTime`` only moves when the stored sum does: with no GPU in use nothing is written, and the
     next sample simply accounts from the older instant, which gives the same sum.
     """
+    ledger = advance.ledger
+    status.gpus_running = advance.running_gpus
     used = round(ledger.gpu_hours, 6)
     moved = previous.window_start != ledger.window_start or previous.gpu_hours_used != used
     if moved or previous.ledger_time is None:
@@ -288,11 +360,14 @@ def _orphaned(observation: PolicyObservation, tracked: set[tuple[str, str]]) -> 
     """Pods still carrying the ledger finalizer although no policy of the namespace governs them any
     more (selector changed, conflict): the finalizer must go, or their deletion would hang."""
 
+    by_name = {d.name: d for d in observation.workloads}
+
     def claimed_by_peer(pod: LedgerPod) -> bool:
         return any(
-            peer.spec is None or (selector_matches(peer.selector, d.labels) and d.owns(pod))
+            peer.spec is None
+            or (selector_matches(peer.selector, selection_labels(d, by_name)) and d.owns(pod))
             for peer in observation.peers
-            for d in observation.deployments
+            for d in observation.workloads
         )
 
     return [
@@ -302,14 +377,14 @@ def _orphaned(observation: PolicyObservation, tracked: set[tuple[str, str]]) -> 
     ]
 
 
-def _gpus_per_replica(governed: Sequence[DeploymentFacts]) -> int:
+def _gpus_per_replica(governed: Sequence[WorkloadFacts]) -> int:
     return max((d.gpus_per_pod for d in governed), default=0)
 
 
 def _decide_prediction(
     spec: FinOpsPolicySpec,
     observation: PolicyObservation,
-    governed: Sequence[DeploymentFacts],
+    governed: Sequence[WorkloadFacts],
     remaining_gpu_hours: float | None,
     now: datetime,
 ) -> PredictiveDecision | None:
@@ -334,7 +409,7 @@ def _record_prediction(
     observation: PolicyObservation,
     *,
     decision: PredictiveDecision | None,
-    governed: Sequence[DeploymentFacts],
+    governed: Sequence[WorkloadFacts],
     now: datetime,
 ) -> None:
     """Prediction figures and calibration, and the budget projection from the forecast rather than the
@@ -362,31 +437,52 @@ def _record_prediction(
 
 
 def _released(
-    policy: str, deployments: Sequence[DeploymentFacts], governed: Sequence[DeploymentFacts]
+    policy: str, workloads: Sequence[WorkloadFacts], governed: Sequence[WorkloadFacts]
 ) -> list[ReplicaChange]:
     """Undo this policy's changes on workloads it no longer governs (selector changed, conflict)."""
     names = {d.name for d in governed}
     return [
         restore(d.as_workload(), "NoLongerGoverned", f"no longer governed by FinOpsPolicy {policy}")
-        for d in deployments
+        for d in workloads
         if d.name not in names and d.as_workload().marked_by(policy)
     ]
 
 
+def bare_pods(observation: PolicyObservation) -> list[WorkloadFacts]:
+    """Pods created directly (no controller, no workload selector claims them), each a workload of its
+    own: accounted and reported, never changed."""
+    return [
+        WorkloadFacts(
+            namespace=pod.namespace,
+            name=workload_key(BARE_POD, pod.name),
+            labels=pod.labels,
+            replicas=int(pod.ended_at is None),
+            gpus_per_pod=pod.gpus,
+            kind=BARE_POD,
+        )
+        for pod in observation.pods
+        if pod.owner is None and not any(d.owns(pod) for d in observation.workloads)
+    ]
+
+
 def _pods_by_workload(
-    governed: Sequence[DeploymentFacts], pods: Sequence[LedgerPod]
+    governed: Sequence[WorkloadFacts], members: Sequence[WorkloadFacts], pods: Sequence[LedgerPod]
 ) -> dict[str, list[LedgerPod]]:
-    """GPU pods of each governed Deployment. Linear in pods: owned pods are grouped by their recorded
-    owner; only the rare pods without one are matched against selectors."""
+    """GPU pods of each governed workload (a CronJob's through its Jobs, a bare pod's itself). Linear
+    in pods: owned pods are grouped by their recorded owner; only the rare pods without one are
+    matched against selectors."""
     result: dict[str, list[LedgerPod]] = {d.name: [] for d in governed}
+    parent = {d.name: d.parent for d in members if d.parent is not None}
     unowned: list[LedgerPod] = []
     for pod in pods:
-        if pod.owner_deployment is None:
+        if pod.owner is None:
             unowned.append(pod)
-        elif pod.owner_deployment in result:
-            result[pod.owner_deployment].append(pod)
+            continue
+        owner = parent.get(pod.owner, pod.owner)
+        if owner in result:
+            result[owner].append(pod)
     for pod in unowned:
-        owner = next((d for d in governed if d.owns(pod)), None)
-        if owner is not None:
-            result[owner.name].append(pod)
+        claimed = next((d.name for d in governed if d.owns(pod)), workload_key(BARE_POD, pod.name))
+        if claimed in result:
+            result[claimed].append(pod)
     return result

@@ -3,7 +3,7 @@ the Events (on the policy, and again on the workload they are about). Pure."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from finops_operator.api.finopspolicy import FinOpsPolicySpec, FinOpsPolicyStatus
 from finops_operator.planners.labelselectors import selector_matches
@@ -21,73 +21,75 @@ from finops_operator.planners.plan import (
 from finops_operator.planners.policy.budget import restore
 from finops_operator.planners.policy.events import PlannedEvent
 from finops_operator.planners.policy.ledger import LEDGER_FINALIZER, LedgerPod
-from finops_operator.planners.policy.observation import DeploymentFacts
+from finops_operator.planners.policy.observation import WorkloadFacts, selection_labels
 from finops_operator.planners.policy.plan import PolicyPlan
+from finops_operator.workloads.templates import WORKLOAD_API_VERSIONS
 
 
-def _deployment(name: str, namespace: str, uid: str = "") -> ObjectRef:
-    return ObjectRef("apps/v1", "Deployment", name, namespace, uid=uid)
-
-
-def deployment_ref(deployment: DeploymentFacts) -> ObjectRef:
-    return _deployment(deployment.name, deployment.namespace, deployment.uid)
+def workload_ref(workload: WorkloadFacts) -> ObjectRef:
+    api_version = WORKLOAD_API_VERSIONS[workload.kind]
+    return ObjectRef(api_version, workload.kind, workload.object_name, workload.namespace, uid=workload.uid)
 
 
 def _pod_ref(pod: LedgerPod) -> ObjectRef:
     return ObjectRef("v1", "Pod", pod.name, pod.namespace)
 
 
-def _events(events: Sequence[PlannedEvent], deployments: Sequence[DeploymentFacts]) -> list[Event]:
-    """Each Event on the policy, and on the Deployment it names (so `kubectl describe` shows it there)."""
-    by_name = {d.name: d for d in deployments}
+def _events(events: Sequence[PlannedEvent], by_name: Mapping[str, WorkloadFacts]) -> list[Event]:
+    """Each Event on the policy, and on the workload it names (so `kubectl describe` shows it there)."""
     posted: list[Event] = []
     for event in events:
         posted.append(Event(event.type, event.reason, event.message))
-        deployment = by_name.get(event.workload or "")
-        if deployment is not None:
-            regarding = deployment_ref(deployment)
+        workload = by_name.get(event.workload or "")
+        if workload is not None:
+            regarding = workload_ref(workload)
             posted.append(Event(event.type, event.reason, event.message, regarding=regarding))
     return posted
 
 
 def policy_writes(
-    decision: PolicyPlan, namespace: str, deployments: Sequence[DeploymentFacts]
+    decision: PolicyPlan, namespace: str, workloads: Sequence[WorkloadFacts]
 ) -> Plan[FinOpsPolicyStatus]:
-    """Finalizers first (the ledger must see every GPU pod end), then HPAs, then replica changes."""
+    """Finalizers first (the ledger must see every GPU pod end), then HPAs, then replica changes and
+    suspensions."""
     hpa = "autoscaling/v2", "HorizontalPodAutoscaler"
+    by_name = {w.name: w for w in workloads}
     intents: list[Intent] = [
         *(AddFinalizer(_pod_ref(p), LEDGER_FINALIZER) for p in decision.pods_to_track),
         *(RemoveFinalizer(_pod_ref(p), LEDGER_FINALIZER) for p in decision.pods_to_release),
         *(ApplyManifest(manifest) for manifest in decision.hpas.apply),
         *(DeleteObject(ObjectRef(*hpa, name, namespace)) for name in decision.hpas.delete),
         *(
-            PatchWorkload(
-                ObjectRef("apps/v1", "Deployment", c.workload, namespace), c.replicas, c.annotations
-            )
+            PatchWorkload(workload_ref(by_name[c.workload]), c.replicas, c.annotations, suspend=c.suspend)
             for c in decision.changes
+            if c.workload in by_name
         ),
     ]
     return Plan(
-        status=decision.status, events=tuple(_events(decision.events, deployments)), intents=tuple(intents)
+        status=decision.status, events=tuple(_events(decision.events, by_name)), intents=tuple(intents)
     )
 
 
 def plan_deletion(
     policy: str,
     spec: FinOpsPolicySpec | None,
-    deployments: Sequence[DeploymentFacts],
+    workloads: Sequence[WorkloadFacts],
     pods: Sequence[LedgerPod],
 ) -> tuple[Intent, ...]:
-    """Deleting a policy undoes everything it did: replicas restored (with an Event on the workload)
-    and the ledger finalizers of its pods released (all of them when its spec cannot be read)."""
+    """Deleting a policy undoes everything it did: replicas and suspensions restored (with an Event on
+    the workload) and the ledger finalizers of its pods released (all of them when its spec cannot be
+    read)."""
     restores: list[Intent] = []
-    for deployment in deployments:
-        if not deployment.as_workload().marked_by(policy):
+    for workload in workloads:
+        if not workload.as_workload().marked_by(policy):
             continue
-        change = restore(deployment.as_workload(), "PolicyDeleted", f"FinOpsPolicy {policy} deleted")
-        ref = deployment_ref(deployment)
+        change = restore(workload.as_workload(), "PolicyDeleted", f"FinOpsPolicy {policy} deleted")
+        ref = workload_ref(workload)
         event = Event("Normal", "PolicyDeleted", change.message, regarding=ref)
-        restores.append(PatchWorkload(ref, change.replicas, change.annotations, event=event))
+        restores.append(
+            PatchWorkload(ref, change.replicas, change.annotations, suspend=change.suspend, event=event)
+        )
+    by_name = {w.name: w for w in workloads}
     released = [
         RemoveFinalizer(_pod_ref(pod), LEDGER_FINALIZER)
         for pod in pods
@@ -95,7 +97,8 @@ def plan_deletion(
         and (
             spec is None
             or any(
-                selector_matches(spec.target_workload_selector, d.labels) and d.owns(pod) for d in deployments
+                selector_matches(spec.target_workload_selector, selection_labels(w, by_name)) and w.owns(pod)
+                for w in workloads
             )
         )
     ]

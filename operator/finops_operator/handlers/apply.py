@@ -64,7 +64,7 @@ def _dedupe_key(intent: Intent) -> tuple[tuple[object, ...], str]:
     """(what the write is about, what it sets): a repeat of both within the TTL is dropped."""
     target = intent.target
     if isinstance(intent, PatchWorkload):
-        return ("workload", target), _payload([intent.replicas, dict(intent.annotations)])
+        return ("workload", target), _payload([intent.replicas, intent.suspend, dict(intent.annotations)])
     if isinstance(intent, ApplyManifest | CreateObject):
         return (type(intent).__name__, target), _payload(intent.manifest)
     if isinstance(intent, PatchPodTemplate):

@@ -548,26 +548,43 @@ def _watch_zero(stream: Any, kube: Kube, target: tuple[str, str], count: int, ze
 
 
 class Replicas:
-    """spec.replicas of every governed Deployment, kept current by a watch, with when each last changed."""
+    """spec.replicas of every governed Deployment, kept current by a watch, with when each last changed.
+
+    A watch the API server stops feeding (seen on a loaded 2-core machine: no event, no close) is cut
+    after ``STALL`` seconds without even a bookmark and opened again; the re-list stamps a change it
+    missed with the time it was seen, later than it happened, and the log says so."""
+
+    STALL = 90.0
 
     def __init__(self, kube: Kube, count: int) -> None:
         self.count = count
         self._lock = threading.Lock()
         self._seen: dict[tuple[str, str], tuple[int, float]] = {}
+        self._stopped = threading.Event()
         self._stream: Any = watch.Watch()  # type: ignore[no-untyped-call]
         self._thread = threading.Thread(target=self._run, args=(kube,), daemon=True)
         self._thread.start()
 
     def _run(self, kube: Kube) -> None:
-        with contextlib.suppress(ProtocolError):  # how the stream ends when stop() closes it
-            self._follow(kube)
+        while not self._stopped.is_set():
+            try:
+                self._follow(kube)
+            except ProtocolError:  # how the stream ends when stop() closes it
+                pass
+            except Exception as error:  # a stalled or expired watch is opened again
+                say(f"replicas watch restarted after {type(error).__name__}")
+            self._stream = watch.Watch()  # type: ignore[no-untyped-call]
 
     def _follow(self, kube: Kube) -> None:
         for event in self._stream.stream(
             kube.apps.list_deployment_for_all_namespaces,
             label_selector="tier=inference",
             timeout_seconds=7200,
+            allow_watch_bookmarks=True,
+            _request_timeout=(10, self.STALL),
         ):
+            if event["type"] == "BOOKMARK":
+                continue
             obj = event["object"]
             key, replicas = (obj.metadata.namespace, obj.metadata.name), int(obj.spec.replicas or 0)
             with self._lock:
@@ -575,6 +592,7 @@ class Replicas:
                     self._seen[key] = (replicas, time.monotonic())
 
     def stop(self) -> None:
+        self._stopped.set()
         self._stream.stop()
 
     def reached(self, replicas: int) -> float | None:

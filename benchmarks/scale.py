@@ -308,7 +308,47 @@ def import_rss_mb(*modules: str) -> float:
     return int(done.stdout) / 1024
 
 
-def index_memory() -> list[str]:
+_INDEXED_RSS = """
+import gc, importlib, json, sys
+def rss():
+    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmRSS')) / 1024
+import finops_operator.main
+if {predictive}:
+    importlib.import_module('forecasting.forecaster')  # what the first prediction imports
+floor = rss()
+from benchmarks.scale import served_deployment, served_pod
+from tests.kopf_indexes import index_entry, index_handlers
+handlers = {{p: index_handlers(p).values() for p in ('deployments', 'pods')}}
+makers = {{'deployments': lambda i: served_deployment(i, applied=False), 'pods': served_pod}}
+helpers = rss()
+kept = []
+for i in range({count}):
+    for plural, make in makers.items():
+        raw = json.loads(json.dumps(make(i)))
+        kept.extend(index_entry(h, raw) for h in handlers[plural])
+gc.collect()
+print(json.dumps([floor, rss() - helpers, 'pandas' in sys.modules, 'statsmodels' in sys.modules]))
+"""
+
+
+def indexed_rss(count: int, *, predictive: bool) -> tuple[float, float, bool]:
+    """A fresh interpreter's RSS once the operator is imported (and the forecasting stack, with
+    ``predictive``), plus what its real index functions keep for ``count`` Deployments and ``count``
+    pods (the benchmark's own helper modules left out): (floor MB, indexes MB, statsmodels loaded)."""
+    code = _INDEXED_RSS.format(count=count, predictive=predictive)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    floor, indexes, _, statsmodels = json.loads(done.stdout.strip().splitlines()[-1])
+    return floor, indexes, statsmodels
+
+
+def index_memory(deployments: int) -> list[str]:
     rows = [
         ("Deployment", index_bytes("deployments", lambda i: served_deployment(i, applied=False))),
         (
@@ -328,16 +368,36 @@ def index_memory() -> list[str]:
     for what, kept in rows:
         detail = ", ".join(f"{k} {v:,.0f}" for k, v in kept.items() if v >= 1)
         lines.append(f"  {what:28s} {sum(kept.values()):7,.0f} B  ({detail})")
+    lines.append(
+        f"imports + indexes of {deployments:,} Deployments and {deployments:,} pods (no cluster; Kopf's own"
+        " per-object state and the watch buffers come on top):"
+    )
+    for predictive in (False, True):
+        floor, indexes, statsmodels = indexed_rss(deployments, predictive=predictive)
+        lines.append(
+            f"  {'predictive on ' if predictive else 'no predictive'}: {floor:.0f} MB imports"
+            f" ({'with' if statsmodels else 'without'} statsmodels) + {indexes:.1f} MB indexes"
+            f" = {floor + indexes:.0f} MB"
+        )
     return lines
 
 
 # -- measurements -------------------------------------------------------------------------------------
 
 
+def client_limits() -> tuple[float, int]:
+    """(qps, burst) the operator's client runs with: the environment's, else the client's defaults."""
+    from finops_operator.settings import load_settings  # noqa: PLC0415 - reads FINOPS_* set by main
+
+    settings = load_settings()
+    return settings.client_qps, settings.client_burst
+
+
 @dataclass
 class Result:
     sizes: Sizes
     interval: float
+    client: tuple[float, int] = (0.0, 0)
     populate_s: float = 0.0
     first_sweep_s: float = 0.0
     finalizers_s: float = 0.0
@@ -488,26 +548,43 @@ def _watch_zero(stream: Any, kube: Kube, target: tuple[str, str], count: int, ze
 
 
 class Replicas:
-    """spec.replicas of every governed Deployment, kept current by a watch, with when each last changed."""
+    """spec.replicas of every governed Deployment, kept current by a watch, with when each last changed.
+
+    A watch the API server stops feeding (seen on a loaded 2-core machine: no event, no close) is cut
+    after ``STALL`` seconds without even a bookmark and opened again; the re-list stamps a change it
+    missed with the time it was seen, later than it happened, and the log says so."""
+
+    STALL = 90.0
 
     def __init__(self, kube: Kube, count: int) -> None:
         self.count = count
         self._lock = threading.Lock()
         self._seen: dict[tuple[str, str], tuple[int, float]] = {}
+        self._stopped = threading.Event()
         self._stream: Any = watch.Watch()  # type: ignore[no-untyped-call]
         self._thread = threading.Thread(target=self._run, args=(kube,), daemon=True)
         self._thread.start()
 
     def _run(self, kube: Kube) -> None:
-        with contextlib.suppress(ProtocolError):  # how the stream ends when stop() closes it
-            self._follow(kube)
+        while not self._stopped.is_set():
+            try:
+                self._follow(kube)
+            except ProtocolError:  # how the stream ends when stop() closes it
+                pass
+            except Exception as error:  # a stalled or expired watch is opened again
+                say(f"replicas watch restarted after {type(error).__name__}")
+            self._stream = watch.Watch()  # type: ignore[no-untyped-call]
 
     def _follow(self, kube: Kube) -> None:
         for event in self._stream.stream(
             kube.apps.list_deployment_for_all_namespaces,
             label_selector="tier=inference",
             timeout_seconds=7200,
+            allow_watch_bookmarks=True,
+            _request_timeout=(10, self.STALL),
         ):
+            if event["type"] == "BOOKMARK":
+                continue
             obj = event["object"]
             key, replicas = (obj.metadata.namespace, obj.metadata.name), int(obj.spec.replicas or 0)
             with self._lock:
@@ -515,6 +592,7 @@ class Replicas:
                     self._seen[key] = (replicas, time.monotonic())
 
     def stop(self) -> None:
+        self._stopped.set()
         self._stream.stop()
 
     def reached(self, replicas: int) -> float | None:
@@ -741,6 +819,8 @@ def report(r: Result, memory: Sequence[str]) -> str:
         f"operator start -> all pod ledger finalizers:   {r.finalizers_s:8.1f} s",
         f"operator start -> handlers quiet (repairs done): {r.quiet_s:8.1f} s",
         f"requests on the wire to the first full sweep:  {r.startup_requests:8,d}",
+        f"operator client: qps {r.client[0]:g}, burst {r.client[1]}: {s.deployments:,} writes (one per"
+        f" Deployment or pod) take at least {max(0.0, (s.deployments - r.client[1]) / r.client[0]):.1f}s",
         "",
         f"steady state, {r.window_s:.0f}s window:",
         f"  FinOpsPolicy ticks / due:         {r.ticks:.0f} / {r.ticks_due:.0f}"
@@ -814,13 +894,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a downscaler CLI taking --down/--up (kubedownscaler's kubectl-downscale) to run side by side",
     )
     parser.add_argument("--memory-only", action="store_true", help="only the index memory (no cluster)")
+    parser.add_argument(
+        "--client-qps", type=float, help="the operator's FINOPS_CLIENT_QPS (default: its own)"
+    )
+    parser.add_argument("--client-burst", type=int, help="the operator's FINOPS_CLIENT_BURST")
     args = parser.parse_args(argv)
+    for variable, value in (
+        ("FINOPS_CLIENT_QPS", args.client_qps),
+        ("FINOPS_CLIENT_BURST", args.client_burst),
+    ):
+        if value is not None:  # the operator process inherits the environment
+            os.environ[variable] = str(value)
     if args.policies < args.namespaces or args.policies % args.namespaces:
         parser.error("--policies must be a multiple of --namespaces (the same policies in each)")
     sizes = Sizes(args.deployments, args.policies, args.namespaces, args.sites)
-    result = Result(sizes, args.interval)
+    result = Result(sizes, args.interval, client=client_limits())
     workdir = Path(tempfile.mkdtemp(prefix="finops-scale-"))
-    memory = index_memory()
+    memory = index_memory(args.deployments)
     print("\n".join(memory), flush=True)
     if args.memory_only:
         return 0

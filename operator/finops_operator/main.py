@@ -38,7 +38,7 @@ def build_registry(
     @kopf.on.startup(id="configure_kopf", registry=registry)
     def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         configure_kopf(settings)
-        memo.kube = KubeClient.from_environment()
+        memo.kube = client_of(operator_settings)
         if operator_settings.webhook_enabled:
             # Kopf serves the webhooks; the configurations are ours (handlers.admission): Kopf's
             # managed ones would call the operator for every namespace and wait 30 s on it.
@@ -66,6 +66,11 @@ def build_registry(
         if not standby:  # the leader owns the configurations, as every other write
             admission.register(registry, operator_settings, webhooks.endpoints(registry), client_config)
     return registry
+
+
+def client_of(settings: Settings) -> KubeClient:
+    """The thin client, held to the configured client QPS and burst."""
+    return KubeClient.from_environment(qps=settings.client_qps, burst=settings.client_burst)
 
 
 def configure_kopf(kopf_settings: kopf.OperatorSettings) -> None:
@@ -115,7 +120,7 @@ async def _run_elected(
     stop_flag: asyncio.Event | None,
     ready_flag: asyncio.Event | None,
 ) -> None:
-    leadership = Leadership(KubeClient.from_environment(), settings)
+    leadership = Leadership(client_of(settings), settings)
     acquired, lost = asyncio.Event(), asyncio.Event()
     holder = asyncio.create_task(hold(leadership, acquired, lost))
     try:

@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     alert_allow_private_urls: bool = False
     """Let alert webhook URLs use plain http and loopback, link-local or private addresses (a receiver
     in the cluster); off, only https to public addresses. Cloud metadata addresses are always refused."""
+    client_qps: float = Field(default=50, gt=0, le=10_000)
+    """Requests per second the operator's own API client makes on average (every write to workloads,
+    HPAs, pods, admission configurations), as client-go's QPS: converging N workloads takes about
+    N / client_qps seconds. Kopf's watches and status patches are not counted against it."""
+    client_burst: int = Field(default=100, ge=1, le=100_000)
+    """Requests the client may make at once above client_qps before it is held to that rate."""
     log_format: Literal["plain", "full", "json"] = "full"
     """Log format: plain, full (with timestamps and object references) or json."""
     log_level: Literal["debug", "info", "warning"] = "info"

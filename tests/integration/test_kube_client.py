@@ -13,8 +13,15 @@ from kubernetes.client.exceptions import ApiException
 from finops_operator import metrics
 from finops_operator.handlers.apply import apply_intents
 from finops_operator.handlers.status import RecentWrites
-from finops_operator.kube import FIELD_MANAGER, KubeClient
-from finops_operator.planners.plan import AddFinalizer, Intent, ObjectRef, RemoveFinalizer
+from finops_operator.kube import FIELD_MANAGER, KubeClient, TokenBucket
+from finops_operator.planners.plan import (
+    AddFinalizer,
+    CreateObject,
+    DeleteObject,
+    Intent,
+    ObjectRef,
+    RemoveFinalizer,
+)
 from tests.kube import Kube, eventually
 
 NAMESPACE = "kube-client-test"
@@ -157,3 +164,58 @@ def test_finalizers_and_eviction_of_a_pod(kube: Kube, thin: KubeClient) -> None:
     with pytest.raises(ApiException) as gone:
         thin.evict(NAMESPACE, "thin-pod")
     assert gone.value.status == 404
+
+
+class CountingBucket(TokenBucket):
+    """A token bucket that counts the requests it held back."""
+
+    held = 0
+
+    def wait(self) -> float:
+        waited = super().wait()
+        self.held += waited > 0
+        return waited
+
+
+def test_independent_writes_go_at_once_within_the_client_rate(kube: Kube) -> None:
+    """Twelve pods created, given a finalizer, then released and deleted in one plan (each pod's
+    finalizer off before its delete), by writer threads sharing a bucket of 2 at 20 requests/s: all
+    succeed and all but the burst waited for a token."""
+    api = config.new_client_from_config(config_file=str(kube.kubeconfig))  # type: ignore[no-untyped-call]
+    limiter = CountingBucket(20, 2)
+    paced = KubeClient(api, limiter=limiter)
+    names = [f"paced-{i:02d}" for i in range(12)]
+    pods = [ObjectRef("v1", "Pod", name, NAMESPACE) for name in names]
+    manifests = [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {"containers": [{"name": "c", "image": "example/app:1"}]},
+        }
+        for name in names
+    ]
+    write([CreateObject(m) for m in manifests], paced)
+    assert limiter.held >= 8  # made together: the bucket, not the round trips, spaced them
+    write([AddFinalizer(pod, "finops.dev/test") for pod in pods], paced)
+    listed = kube.get_json("pods", "-n", NAMESPACE, "-l", "!app")["items"]
+    assert (
+        sorted(
+            p["metadata"]["name"] for p in listed if "finops.dev/test" in p["metadata"].get("finalizers", [])
+        )
+        == names
+    )
+    released: list[Intent] = []
+    for pod in pods:
+        released += [RemoveFinalizer(pod, "finops.dev/test"), DeleteObject(pod)]
+    write(released, paced)
+    eventually(
+        lambda: (
+            not any(
+                n.startswith("pod/paced-")
+                for n in kube.kubectl("get", "pods", "-n", NAMESPACE, "-o", "name").split()
+            )
+        ),
+        timeout=60,
+        what="released pods gone",
+    )

@@ -106,6 +106,8 @@ def test_chart_crds_are_the_generated_ones() -> None:
         ({"prometheus.url": "prometheus:9090"}, "at '/prometheus/url'"),
         ({"metrics.serviceMonitor.interval": "30"}, "at '/metrics/serviceMonitor/interval'"),
         ({"sampleIntervalSeconds": 0}, "at '/sampleIntervalSeconds': minimum: got 0, want 1"),
+        ({"clientQPS": 0}, "at '/clientQPS'"),
+        ({"clientBurst": 2.5}, "at '/clientBurst'"),
         ({"resources.limits.memory": "1 GB"}, "at '/resources/limits/memory'"),
         ({"logLevel": "trace"}, "at '/logLevel'"),
         ({"extraEnv": [{"value": "x"}]}, "at '/extraEnv/0': missing property 'name'"),
@@ -171,6 +173,8 @@ def test_operator_settings_come_from_values() -> None:
             "prometheus.gpuUtilizationQuery": "avg by (exported_namespace, exported_pod) (X)",
             "admission.failurePolicy": "Ignore",
             "sampleIntervalSeconds": 30,
+            "clientQPS": 200,
+            "clientBurst": 400,
             "extraEnv": [{"name": "FINOPS_LOG_FORMAT", "value": "json"}],
         }
     )
@@ -179,6 +183,7 @@ def test_operator_settings_come_from_values() -> None:
     assert env["FINOPS_GPU_UTILIZATION_QUERY"].startswith("avg by (exported_namespace, exported_pod)")
     assert env["FINOPS_WEBHOOK_FAILURE_POLICY"] == "Ignore"
     assert env["FINOPS_SAMPLE_INTERVAL_SECONDS"] == "30"
+    assert (env["FINOPS_CLIENT_QPS"], env["FINOPS_CLIENT_BURST"]) == ("200", "400")
     assert env["FINOPS_LOG_FORMAT"] == "json"
 
 

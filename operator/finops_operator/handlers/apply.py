@@ -3,10 +3,13 @@
 Identical writes seen moments ago are dropped (``RecentWrites``: Kopf's indexes lag our own writes, so
 a reconcile may plan the same change again). A write the API server refuses is logged and left to
 the next reconcile, which plans from what it then observes: level-triggered, never retried here.
+Independent writes (the same write on N different objects) are made at once, within the client's
+QPS; writes that depend on each other keep the plan's order (``write_runs``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -101,6 +104,31 @@ def _call(kube: KubeClient, intent: Intent) -> Mapping[str, Any] | None:
     return None
 
 
+def write_runs(intents: Sequence[Intent]) -> list[list[Intent]]:
+    """``intents`` cut into runs that may be written at once: consecutive writes of one intent type on
+    one kind of object, each on a different object. Plan order holds everywhere else: a run ends where
+    the write or the kind changes (pod finalizers before the replica changes that delete the pods,
+    revisions before the workloads that use them, a policy before its binding) and where an object
+    comes again (its finalizer removed, then the object deleted). Pure."""
+    runs: list[list[Intent]] = []
+    targets: set[tuple[str, str, str, str]] = set()
+    for intent in intents:
+        target = intent.target
+        ref = (target.api_version, target.kind, target.namespace, target.name)
+        previous = runs[-1][-1] if runs else None
+        same_kind = previous is not None and (
+            type(previous),
+            previous.target.api_version,
+            previous.target.kind,
+        ) == (type(intent), target.api_version, target.kind)
+        if not same_kind or ref in targets:
+            runs.append([])
+            targets = set()
+        runs[-1].append(intent)
+        targets.add(ref)
+    return runs
+
+
 def apply_intents(
     kube: KubeClient,
     intents: Sequence[Intent],
@@ -109,31 +137,50 @@ def apply_intents(
     recent: RecentWrites,
     logger: logging.Logger,
 ) -> list[Applied]:
-    """Make every write in order; post each intent's Event once its write succeeded."""
-    done: list[Applied] = []
-    for intent in intents:
+    """Make every write, run by run (``write_runs``: the writes of a run at once, on the client's writer
+    threads and within its QPS); post each intent's Event, in plan order, once its write succeeded.
+    Returns what became of each intent, in plan order."""
+    done: list[Applied | None] = [None] * len(intents)
+    fresh: list[int] = []
+    for index, intent in enumerate(intents):
         key, payload = _dedupe_key(intent)
-        if not recent.first(key, payload):
-            done.append(Applied(intent, skipped=True))
-            continue
-        try:
-            result = _call(kube, intent)
-        except ApiException as error:
-            level = logging.INFO if error.status in TOLERATED.get(type(intent), ()) else logging.WARNING
-            if level == logging.WARNING:
-                meta = owner.get("metadata") or {}
-                metrics.record_reconcile_error(
-                    str(owner.get("kind", "")), meta.get("namespace") or "", "WriteRefused"
-                )
-            logger.log(
-                level, "%s of %s refused: %s", type(intent).__name__, intent.target.text(), error.reason
-            )
-            done.append(Applied(intent, error=error))
-            continue
-        done.append(Applied(intent, result=result))
-        if intent.event is not None:
-            post_events(kube, [intent.event], owner=owner, recent=recent, logger=logger)
-    return done
+        if recent.first(key, payload):
+            fresh.append(index)
+        else:
+            done[index] = Applied(intent, skipped=True)
+    slots = iter(fresh)
+    for run in write_runs([intents[i] for i in fresh]):
+        futures = kube.in_parallel([functools.partial(_call, kube, intent) for intent in run])
+        unexpected: Exception | None = None
+        for intent, future in zip(run, futures, strict=True):
+            slot = next(slots)
+            try:
+                done[slot] = Applied(intent, result=future.result())
+            except ApiException as error:
+                done[slot] = _refused(intent, error, owner, logger)
+                continue
+            except Exception as error:  # the run's other writes are reported first, then it is raised
+                unexpected = unexpected or error
+                continue
+            if intent.event is not None:
+                post_events(kube, [intent.event], owner=owner, recent=recent, logger=logger)
+        if unexpected is not None:  # no refusal (the API server unreachable...): Kopf retries
+            raise unexpected
+    return [applied for applied in done if applied is not None]
+
+
+def _refused(
+    intent: Intent, error: ApiException, owner: Mapping[str, Any], logger: logging.Logger
+) -> Applied:
+    """A refusal: logged (a warning, and counted, unless TOLERATED), left to the next reconcile."""
+    level = logging.INFO if error.status in TOLERATED.get(type(intent), ()) else logging.WARNING
+    if level == logging.WARNING:
+        meta = owner.get("metadata") or {}
+        metrics.record_reconcile_error(
+            str(owner.get("kind", "")), meta.get("namespace") or "", "WriteRefused"
+        )
+    logger.log(level, "%s of %s refused: %s", type(intent).__name__, intent.target.text(), error.reason)
+    return Applied(intent, error=error)
 
 
 def _reference(ref: ObjectRef) -> dict[str, Any]:

@@ -3,6 +3,9 @@
 Fits are the expensive part (statsmodels, up to a second per series), so a policy's forecaster is
 fitted once and then only updated with new points; it is refitted every few hours, or at once when
 the predictive settings change. Runs in the policy's reconcile thread, never on the event loop.
+
+pandas and the forecaster (statsmodels) are imported by the first prediction, not with this module:
+an operator whose policies never enable predictive scaling never loads them (~150 MB of RSS).
 """
 
 from __future__ import annotations
@@ -14,9 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import ParamSpec, cast
-
-import pandas as pd
+from typing import TYPE_CHECKING, ParamSpec, cast
 
 from finops_operator import metrics
 from finops_operator.api.finopspolicy import PredictiveScaling
@@ -30,8 +31,11 @@ from finops_operator.planners.policy.predictive import (
 )
 from finops_operator.settings import Settings
 from finops_operator.telemetry import prometheus
-from forecasting import Forecast, ForecastConfig, Forecaster, InsufficientHistoryError
-from forecasting.errors import ForecastError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from forecasting import Forecast, Forecaster
 
 P = ParamSpec("P")
 REFIT_EVERY = timedelta(hours=6)
@@ -75,6 +79,8 @@ def _fingerprint(settings: PredictiveScaling) -> str:
 
 def _series(url: str, query: str, start: datetime, end: datetime) -> pd.Series:
     """The demand history as one series (several returned series are summed)."""
+    import pandas as pd  # noqa: PLC0415 - the forecasting stack only once a policy predicts
+
     result = prometheus.query_range(
         url, query, start=start, end=end, step_seconds=FORECAST_STEP.total_seconds()
     )
@@ -103,6 +109,10 @@ def refit_forecaster(
     """Fit anew on the whole history. A failed periodic refit keeps the last good forecaster (updated,
     retried after REFIT_EVERY), as the replay does; under new settings there is nothing to keep, so
     the failure is the policy's ModelFailed."""
+    import pandas as pd  # noqa: PLC0415 - the forecasting stack only once a policy predicts
+
+    from forecasting import ForecastConfig, Forecaster  # noqa: PLC0415
+
     config = ForecastConfig(
         model=MODEL_NAMES[spec.model],
         step=pd.Timedelta(FORECAST_STEP),
@@ -161,6 +171,8 @@ def predict(
     Prometheus failures are ``metrics_error``; anything the forecaster raises (a refused model, a
     statsmodels failure) is ``model_error``: the planner hands back to the reactive HPA either way.
     """
+    from forecasting import ForecastError, InsufficientHistoryError  # noqa: PLC0415 - see the module
+
     interval = operator_settings.sample_interval_seconds
     if operator_settings.prometheus_url is None or not spec.demand_query:
         return PredictionInput(now, interval, metrics_error="no Prometheus URL configured")

@@ -20,8 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from finops_operator.api.common import ConditionStatus
 from finops_operator.api.conditions import ConditionType, ConditionUpdate, Reason
@@ -37,13 +36,15 @@ from forecasting import (
     CalibrationStateError,
     Fallback,
     FallbackReason,
-    Forecast,
     assess,
     choose_replicas,
     observe,
     seeded,
 )
 from forecasting.calibration import STATE_VERSION
+
+if TYPE_CHECKING:
+    from forecasting import Forecast
 
 FORECAST_STEP = timedelta(minutes=5)
 UNIT_QUANTILES = (0.1, 0.9)  # the unit is the width of the forecaster's 80 % interval
@@ -229,7 +230,7 @@ def decide(
                 unit=sizing.unit,
                 now=epoch,
             )
-        peak_index = int(np.argmax(forecast.mean))
+        peak_index = int(forecast.mean.argmax())
         peak = float(forecast.mean[peak_index])
         peak_time = forecast.timestamps[peak_index].to_pydatetime().astimezone(UTC)
 

@@ -1,4 +1,5 @@
-"""Types shared by every kind: label selectors, conditions, enforcement modes, the resource base."""
+"""Types shared by every kind: label selectors, conditions, enforcement modes, timestamps, the resource
+base."""
 
 from __future__ import annotations
 
@@ -9,6 +10,12 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """A Kubernetes timestamp (RFC 3339, ``Z`` or an offset) as an aware datetime; None when unset."""
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+
 
 GROUP = "finops.dev"
 VERSION = "v1alpha1"

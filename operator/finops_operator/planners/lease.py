@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from finops_operator.api.common import parse_timestamp
+
 API_VERSION = "coordination.k8s.io/v1"
 
 
@@ -23,10 +25,6 @@ class LeaseDecision:
     leader: bool
     write: Mapping[str, Any] | None
     holder: str | None
-
-
-def _time(value: object) -> datetime | None:
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
 
 
 def _stamp(moment: datetime) -> str:
@@ -45,7 +43,7 @@ def plan_lease(
     """Renew our Lease, take a free or expired one, or wait for the holder's to expire."""
     spec = (current or {}).get("spec") or {}
     holder = spec.get("holderIdentity") or None
-    renewed = _time(spec.get("renewTime")) or _time(spec.get("acquireTime"))
+    renewed = parse_timestamp(spec.get("renewTime")) or parse_timestamp(spec.get("acquireTime"))
     lasts = timedelta(seconds=int(spec.get("leaseDurationSeconds") or duration_seconds))
     expired = holder is None or renewed is None or renewed + lasts <= now
     if holder not in (identity, None) and not expired:

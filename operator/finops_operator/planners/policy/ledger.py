@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from finops_operator.api.common import parse_timestamp
 from finops_operator.api.finopspolicy import Pricing
 from finops_operator.workloads.owners import owner_key
 from finops_operator.workloads.resources import gpus_in_pod_spec
@@ -42,10 +43,6 @@ class LedgerPod:
     StatefulSet, the Job), when it has one; None for a pod nothing recreates (a bare pod)."""
 
 
-def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
 def ledger_pod(
     *,
     namespace: str,
@@ -58,16 +55,20 @@ def ledger_pod(
     """LedgerPod from a pod as the API server returns it: the running interval from its containers'
     start and finish, else its deletion; GPUs and owner by the shared rules."""
     states = [cs.get("state") or {} for cs in status.get("containerStatuses") or []]
-    starts = [_time(s[k].get("startedAt")) for s in states for k in ("running", "terminated") if k in s]
+    starts = [
+        parse_timestamp(s[k].get("startedAt")) for s in states for k in ("running", "terminated") if k in s
+    ]
     started = min((t for t in starts if t), default=None)
     if started is None and status.get("phase") == "Running":
-        started = _time(status.get("startTime"))
-    finished = [_time(s["terminated"].get("finishedAt")) for s in states if "terminated" in s]
+        started = parse_timestamp(status.get("startTime"))
+    finished = [parse_timestamp(s["terminated"].get("finishedAt")) for s in states if "terminated" in s]
     ended: datetime | None = None
     if status.get("phase") in ("Succeeded", "Failed"):
-        ended = max((t for t in finished if t), default=None) or _time(meta.get("deletionTimestamp"))
+        ended = max((t for t in finished if t), default=None) or parse_timestamp(
+            meta.get("deletionTimestamp")
+        )
     elif meta.get("deletionTimestamp"):
-        ended = _time(meta.get("deletionTimestamp"))
+        ended = parse_timestamp(meta.get("deletionTimestamp"))
     return LedgerPod(
         namespace=namespace,
         name=name,

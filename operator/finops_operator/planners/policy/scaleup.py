@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from finops_operator.api.common import parse_timestamp
 from finops_operator.api.finopspolicy import BudgetPeriod, FinOpsPolicySpec
 from finops_operator.planners.policy.budget import window_limits
-
-SECONDS_PER_HOUR = 3600.0
+from finops_operator.planners.policy.ledger import SECONDS_PER_HOUR
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,10 @@ class BudgetPosition:
 
 
 def _instant(value: object) -> datetime:
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    instant = parse_timestamp(value)
+    if instant is None:
+        raise ValueError("unset timestamp")
+    return instant
 
 
 def budget_position(raw_status: Mapping[str, Any] | None) -> BudgetPosition | None:

@@ -115,6 +115,22 @@ def test_ledger_finalizer_is_released_from_pods_no_policy_governs_any_more() -> 
     assert claimed.pods_to_release == ()
 
 
+def test_a_peer_keeps_the_finalizers_of_the_pods_its_workloads_own() -> None:
+    from finops_operator.planners.policy.ledger import LedgerPod
+
+    batch = WorkloadFacts("ns", "batch", {"app": "batch"})
+    pods = [
+        LedgerPod("ns", f"{owner}-1", {}, gpus=1, running_since=NOW, has_finalizer=True, owner=owner)
+        for owner in ("web", "batch", "gone")
+    ]
+    spec = parse_policy_spec({**SPEC, "targetWorkloadSelector": {"matchLabels": {"app": "web"}}})
+    peer = PeerPolicy("web-policy", spec.target_workload_selector, spec=spec)
+    plan = plan_policy(
+        parse_policy_spec(SPEC), observe(workloads=[*DEPLOYMENTS, batch], pods=pods, peers=[peer]), NOW
+    )
+    assert [p.name for p in plan.pods_to_release] == ["batch-1", "gone-1"]
+
+
 def test_pods_are_attributed_by_their_recorded_owner_before_any_selector() -> None:
     from finops_operator.planners.policy.ledger import LedgerPod, ledger_pod
 

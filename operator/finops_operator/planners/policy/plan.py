@@ -358,23 +358,27 @@ def _record_ledger(
 
 def _orphaned(observation: PolicyObservation, tracked: set[tuple[str, str]]) -> list[LedgerPod]:
     """Pods still carrying the ledger finalizer although no policy of the namespace governs them any
-    more (selector changed, conflict): the finalizer must go, or their deletion would hang."""
+    more (selector changed, conflict): the finalizer must go, or their deletion would hang.
 
+    What the peers claim is worked out once per sample (peers x workloads), then each pod is a lookup:
+    pods x peers x workloads made this the largest cost of a sample in a busy namespace."""
+    candidates = [p for p in observation.pods if p.has_finalizer and (p.namespace, p.name) not in tracked]
+    if not candidates or any(peer.spec is None for peer in observation.peers):
+        return []  # a peer whose spec cannot be read may govern anything: leave its finalizers alone
     by_name = {d.name: d for d in observation.workloads}
+    claimed = [
+        d
+        for d in observation.workloads
+        if any(selector_matches(peer.selector, selection_labels(d, by_name)) for peer in observation.peers)
+    ]
+    claimed_names = {d.name for d in claimed}
 
     def claimed_by_peer(pod: LedgerPod) -> bool:
-        return any(
-            peer.spec is None
-            or (selector_matches(peer.selector, selection_labels(d, by_name)) and d.owns(pod))
-            for peer in observation.peers
-            for d in observation.workloads
-        )
+        if pod.owner is not None:
+            return pod.owner in claimed_names
+        return any(d.owns(pod) for d in claimed)
 
-    return [
-        p
-        for p in observation.pods
-        if p.has_finalizer and (p.namespace, p.name) not in tracked and not claimed_by_peer(p)
-    ]
+    return [p for p in candidates if not claimed_by_peer(p)]
 
 
 def _gpus_per_replica(governed: Sequence[WorkloadFacts]) -> int:

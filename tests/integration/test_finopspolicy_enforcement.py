@@ -313,6 +313,45 @@ def test_ledger_survives_kill_9_and_pods_deleted_while_down(kube: Kube, tmp_path
     assert abs(status["gpuHoursUsed"] - truth) <= one_sample, json.dumps(status, indent=2)
 
 
+def test_a_budget_crossed_between_samples_is_enforced_when_it_runs_out(kube: Kube, tmp_path: Path) -> None:
+    """With a long sample interval the operator samples again at the projected exhaustion instead of
+    letting GPU time accrue past the budget until the next tick."""
+    namespace = "budget-between-samples"
+    interval = 120  # the next timer tick; the budget runs out ~20 s into the interval
+    kube.kubectl("create", "namespace", namespace)
+    apply(kube, deployment(namespace, "chat", 1, gpus=1))
+    pod = eventually(
+        lambda: next(
+            (
+                p
+                for p in kube.get_json("pods", "-n", namespace)["items"]
+                if p["status"].get("containerStatuses")
+            ),
+            None,
+        ),
+        timeout=60,
+        what="a running pod",
+    )
+    with running_operator(kube, tmp_path, "--sample-interval", str(interval)):
+        used = (datetime.now(UTC) - _started(pod)).total_seconds()
+        budget = (used + 20) / 3600  # one GPU: GPU-hours left for 20 more seconds
+        apply(
+            kube,
+            policy(namespace, "between", costLimits={"dailyGPUHours": budget, "budgetAction": "ScaleToZero"}),
+        )
+        eventually(
+            lambda: replicas(kube, namespace, "chat") == 0,
+            timeout=interval - 30,
+            what="scale to zero at the projected exhaustion, before the next sample",
+        )
+        eventually(
+            lambda: status_of(kube, namespace, "between").get("thresholdsNotified") == [80, 100],
+            timeout=30,
+            what="both thresholds in the status",
+        )
+        assert len(events(kube, namespace, "BudgetThresholdCrossed")) == 2  # each announced once
+
+
 def test_alerts_reach_a_webhook_in_alertmanager_format(kube: Kube, operator: OperatorProcess) -> None:
     namespace = "alerts"
     with alert_receiver() as receiver:

@@ -14,18 +14,19 @@ from pydantic import BaseModel, ValidationError
 from finops_operator import metrics
 
 StatusT = TypeVar("StatusT", bound=BaseModel)
+ResultT = TypeVar("ResultT")
 
 
 async def reconcile_in_thread(
-    kind: str, fn: Callable[..., None], kwargs: Mapping[str, Any], snapshot: Callable[[], object]
-) -> None:
+    kind: str, fn: Callable[..., ResultT], kwargs: Mapping[str, Any], snapshot: Callable[[], object]
+) -> ResultT:
     """Run ``fn(**kwargs, namespace=..., snapshot=snapshot())`` in a thread, serialised per object."""
     namespace, name = kwargs.get("namespace") or "", kwargs["name"]
     locks: dict[tuple[str, str, str], asyncio.Lock] = kwargs["memo"].locks
     async with locks.setdefault((kind, namespace, name), asyncio.Lock()):
         taken = snapshot()
         try:
-            await asyncio.to_thread(fn, **{**kwargs, "namespace": namespace, "snapshot": taken})
+            return await asyncio.to_thread(fn, **{**kwargs, "namespace": namespace, "snapshot": taken})
         except Exception as error:  # counted, then Kopf logs it and retries
             metrics.record_reconcile_error(kind, namespace, type(error).__name__)
             raise

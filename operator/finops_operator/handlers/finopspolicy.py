@@ -4,12 +4,13 @@ plan, apply, report."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import kopf
 from pydantic import ValidationError
@@ -34,6 +35,7 @@ from finops_operator.planners.policy import (
 )
 from finops_operator.planners.policy.anomaly import demand_query
 from finops_operator.planners.policy.bounds import POLICY_LABEL, HpaFacts
+from finops_operator.planners.policy.cadence import seconds_until_exhaustion_sample
 from finops_operator.planners.policy.caps import (
     PodTemplateFacts,
     admit_deployment,
@@ -55,6 +57,7 @@ from finops_operator.workloads.templates import pod_template
 
 PLURAL = FinOpsPolicy.meta.plural
 KIND = "FinOpsPolicy"
+ResultT = TypeVar("ResultT")
 OPERATOR_ANNOTATIONS = f"{GROUP}/"
 """The planners read only the operator's own annotations (workloads.annotations): the index keeps
 those and drops the rest, e.g. kubectl's last-applied-configuration, a copy of the whole manifest."""
@@ -87,9 +90,9 @@ def take_snapshot(namespace: str, kwargs: Mapping[str, Any]) -> NamespaceSnapsho
     )
 
 
-async def _in_thread(fn: Callable[..., None], kwargs: Mapping[str, Any]) -> None:
+async def _in_thread(fn: Callable[..., ResultT], kwargs: Mapping[str, Any]) -> ResultT:
     namespace = kwargs.get("namespace") or ""
-    await reconcile_in_thread(KIND, fn, kwargs, lambda: take_snapshot(namespace, kwargs))
+    return await reconcile_in_thread(KIND, fn, kwargs, lambda: take_snapshot(namespace, kwargs))
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
@@ -246,7 +249,7 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
         memo: kopf.Memo,
         snapshot: NamespaceSnapshot,
         **_: Any,
-    ) -> None:
+    ) -> PolicyPlan:
         started = time.perf_counter()
         now = datetime.now(UTC)  # read once: every decision of this sample uses the same instant
         try:
@@ -325,6 +328,7 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
         )
         metrics.record_anomalies(namespace, name, plan.anomaly_flags)
         metrics.record_reconcile(KIND, time.perf_counter() - started)
+        return plan
 
     @kopf.timer(
         GROUP,
@@ -335,7 +339,19 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
         registry=registry,
     )
     async def reconcile_on_timer(**kwargs: Any) -> None:
-        await _in_thread(reconcile, kwargs)
+        """A sample; then, if a budget is projected to run out before the next tick, another one at
+        that instant. The later sample plans from the first one's status (Kopf writes the staged
+        status patch only when the handler returns), so nothing is announced twice."""
+        interval = timedelta(seconds=settings.sample_interval_seconds)
+        next_tick = datetime.now(UTC) + interval
+        plan = await _in_thread(reconcile, kwargs)
+        while (
+            wait := seconds_until_exhaustion_sample(
+                plan.status.projected_exhaustion_time, datetime.now(UTC), next_tick
+            )
+        ) is not None:
+            await asyncio.sleep(wait)
+            plan = await _in_thread(reconcile, {**kwargs, "status": plan.status.to_wire()})
 
     @kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile_on_create", registry=registry)
     @kopf.on.update(GROUP, VERSION, PLURAL, id="reconcile_on_update", field="spec", registry=registry)

@@ -111,3 +111,16 @@ def test_deletion_restores_replicas_and_releases_the_ledger_finalizers(
 
 def test_deleting_a_policy_that_changed_nothing_writes_nothing_to_workloads() -> None:
     assert plan_deletion("other", None, [SCALED, WEB], []) == ()
+
+
+def test_one_action_on_many_workloads_is_one_event_on_the_policy_and_one_on_each_workload() -> None:
+    many = [WorkloadFacts("ns", f"w{i:02d}", {"app": "llm"}, uid=f"uid-{i}") for i in range(13)]
+    events = tuple(PlannedEvent("Warning", "BudgetExhausted", f"scaled {w.name} to 0", w.name) for w in many)
+    plan = policy_writes(PolicyPlan(status=FinOpsPolicyStatus(), events=events), "ns", many)
+    on_policy = [e for e in plan.events if e.regarding is None]
+    assert len(on_policy) == 1 and len(plan.events) == 14
+    assert on_policy[0].message == (
+        "scaled w00 to 0; the same for 12 more workload(s): "
+        "w01, w02, w03, w04, w05, w06, w07, w08, w09, w10 and 2 more"
+    )
+    assert [e.regarding.name for e in plan.events if e.regarding is not None] == [w.name for w in many]

@@ -1,5 +1,5 @@
 """A policy's decision as plan intents: the ledger finalizers, the owned HPAs, the replica changes, and
-the Events (on the policy, and again on the workload they are about). Pure."""
+the Events (on the workload they are about, and on the policy). Pure."""
 
 from __future__ import annotations
 
@@ -35,16 +35,38 @@ def _pod_ref(pod: LedgerPod) -> ObjectRef:
     return ObjectRef("v1", "Pod", pod.name, pod.namespace)
 
 
+SUMMARY_NAMES = 10
+"""Workloads named in a policy's summary Event; the rest are counted (an Event's note is at most 1 kB)."""
+
+
 def _events(events: Sequence[PlannedEvent], by_name: Mapping[str, WorkloadFacts]) -> list[Event]:
-    """Each Event on the policy, and on the workload it names (so `kubectl describe` shows it there)."""
+    """Each Event on the workload it names (so `kubectl describe` shows it there) and on the policy;
+    where one sample does the same thing to several workloads, the policy gets one Event naming them
+    rather than one per workload (a breach of a 1,000-workload policy is 1,001 Events, not 2,000)."""
+    groups: dict[tuple[str, str], list[PlannedEvent]] = {}
+    for event in events:
+        if event.workload in by_name:
+            groups.setdefault((event.type, event.reason), []).append(event)
     posted: list[Event] = []
     for event in events:
-        posted.append(Event(event.type, event.reason, event.message))
         workload = by_name.get(event.workload or "")
-        if workload is not None:
-            regarding = workload_ref(workload)
-            posted.append(Event(event.type, event.reason, event.message, regarding=regarding))
+        if workload is None:
+            posted.append(Event(event.type, event.reason, event.message))
+            continue
+        same = groups[(event.type, event.reason)]
+        if same[0] is event:
+            posted.append(Event(event.type, event.reason, _summary(same)))
+        posted.append(Event(event.type, event.reason, event.message, regarding=workload_ref(workload)))
     return posted
+
+
+def _summary(events: Sequence[PlannedEvent]) -> str:
+    first, others = events[0], [e.workload or "" for e in events[1:]]
+    if not others:
+        return first.message
+    named = ", ".join(others[:SUMMARY_NAMES])
+    rest = f" and {len(others) - SUMMARY_NAMES} more" if len(others) > SUMMARY_NAMES else ""
+    return f"{first.message}; the same for {len(others)} more workload(s): {named}{rest}"
 
 
 def policy_writes(

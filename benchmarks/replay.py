@@ -21,7 +21,14 @@ import pandas as pd
 
 from forecasting.forecaster import ForecastConfig
 from forecasting.plotting import plot_replay
-from forecasting.replay import WEEK, ComparisonReport, ReplaySettings, run_comparison, summarize
+from forecasting.replay import (
+    WEEK,
+    ComparisonReport,
+    ReplaySettings,
+    run_comparison,
+    summarize,
+    summarize_validation,
+)
 
 TRACES = Path(__file__).resolve().parent / "traces"
 NASA = TRACES / "web_nasa_jul1995_1min.csv"
@@ -45,6 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, help="write a capacity-vs-demand PNG (suffixed per scenario)")
     parser.add_argument("--jobs", type=int, default=2, help="scenarios replayed in parallel")
     parser.add_argument("--no-fine", action="store_true", help="skip the 1-minute NASA scenario")
+    parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="print only the predictive policy on the validation window (choose changes on it, not on test)",
+    )
     args = parser.parse_args(argv)
     jobs = [(path, ReplaySettings()) for path in (args.traces or sorted(TRACES.glob("*.csv")))]
     if not args.traces and not args.no_fine:
@@ -52,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=max(1, min(args.jobs, len(jobs)))) as pool:
         reports = sorted(pool.map(_run, jobs), key=lambda r: (r.trace, r.label))
+    if args.validation:
+        print(summarize_validation(reports))
+        print(f"replayed {len(reports)} scenario(s) in {time.perf_counter() - started:.0f} s")
+        return 0
     for index, report in enumerate(reports):
         print(report.to_table())
         print()

@@ -186,9 +186,11 @@ class PolicyRun:
     scaling_actions: int
 
     def window(self, offset: int, demand: FloatArray, capacity: CapacityModel) -> PolicyRun:
-        """The same run scored from simulation step `offset` on (e.g. the test part of a longer run)."""
-        totals, readies = self.replicas[offset:], self.ready[offset:]
-        actions = int(np.count_nonzero(np.diff(self.replicas[max(0, offset - 1) :])))
+        """The same run scored on simulation steps `offset` .. `offset + len(demand)` (e.g. the
+        validation or the test part of a longer run)."""
+        stop = offset + len(demand)
+        totals, readies = self.replicas[offset:stop], self.ready[offset:stop]
+        actions = int(np.count_nonzero(np.diff(self.replicas[max(0, offset - 1) : stop])))
         return _score(demand, totals, readies, capacity, name=self.name, knob=self.knob, actions=actions)
 
 

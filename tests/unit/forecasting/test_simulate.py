@@ -10,7 +10,13 @@ from forecasting import ForecastConfig
 from forecasting.calibration import CalibrationState
 from forecasting.fallback import FallbackReason
 from forecasting.plotting import plot_replay
-from forecasting.replay import ReplaySettings, run_comparison, summarize, walk_forward_forecasts
+from forecasting.replay import (
+    ReplaySettings,
+    run_comparison,
+    summarize,
+    summarize_validation,
+    walk_forward_forecasts,
+)
 from forecasting.simulate import (
     CapacityModel,
     HpaPolicy,
@@ -52,6 +58,15 @@ def test_start_up_delay_before_new_capacity_counts() -> None:
     assert run.under_intervals == pytest.approx(0.75)
     assert run.misses.tolist() == [True, True, True, False]
     assert run.gpu_hours == pytest.approx(35 / 60)
+
+
+def test_a_window_scores_only_its_own_steps() -> None:
+    demand = np.array([50.0, 60.0, 60.0, 60.0, 20.0, 20.0])
+    run = simulate(demand, hpa(target=1.0, window=0.0), CAP, 1, 6, initial_replicas=5)
+    head, tail = run.window(0, demand[1:3], CAP), run.window(2, demand[3:], CAP)
+    assert head.replicas.tolist() == run.replicas.tolist()[:2]
+    assert tail.replicas.tolist() == run.replicas.tolist()[2:]
+    assert head.gpu_hours + tail.gpu_hours == pytest.approx(run.gpu_hours)
 
 
 def test_scale_down_waits_for_the_stabilisation_window() -> None:
@@ -226,6 +241,13 @@ def test_run_comparison_on_a_small_trace(tmp_path: Path) -> None:
     assert len(report.accuracy) == settings.accuracy_horizon
     summary = summarize([report, report])
     assert "geometric mean over 2 trace(s)" in summary
+    validation = report.validation_window
+    for level in report.levels:  # the same run, scored on its warm-up
+        steps = len(level.predictive_validation.replicas)
+        assert steps == (validation[1] - validation[0]) / report.step + 1
+        assert level.predictive_validation.gpu_hours >= report.foresight_validation.gpu_hours
+    shown = summarize_validation([report])
+    assert "validation geometric mean over 1 trace(s)" in shown and "test" not in shown
     plot = plot_replay(report, tmp_path / "replay.png")  # here, to reuse the replay (seconds of CPU)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -24,6 +24,7 @@ from forecasting.calibration import seeded
 from forecasting.errors import ForecastError
 from forecasting.forecaster import DAY, ForecastConfig, Forecaster
 from forecasting.models import FloatArray
+from forecasting.resolution import steps_per_bin
 from forecasting.series import describe_duration, fill_gaps, load_trace, regularize
 from forecasting.simulate import (
     CapacityModel,
@@ -97,6 +98,38 @@ def walk_forward_forecasts(
         for q in qs:
             table[q][i] = result.quantiles[q]
     return ForecastTable(start, mean, table, tuple(models))
+
+
+def at_decisions(
+    table: ForecastTable, *, per_bin: int, offset: int, start: int, end: int, horizon: int
+) -> ForecastTable:
+    """Forecasts made on a grid of `per_bin` decisions, read at every decision in [start, end).
+
+    Decision m lies in bin (m + offset) // per_bin; it uses the forecast issued when that bin began
+    (from complete bins only: the partial bin's first decisions are not seen, as in the operator,
+    whose forecaster is fed a coarser grid than its decisions), and lead h of it is the forecast
+    of the bin holding decision m + h - 1. Row i of the result is decision start + i.
+    """
+    decisions = np.arange(start, end)
+    bins = (decisions + offset) // per_bin
+    rows = bins - table.start
+    columns = (decisions[:, None] + np.arange(horizon) + offset) // per_bin - bins[:, None]
+
+    def read(values: FloatArray) -> FloatArray:
+        return np.asarray(values[rows[:, None], columns], dtype=np.float64)
+
+    quantiles = {q: read(v) for q, v in table.quantiles.items()}
+    return ForecastTable(start, read(table.mean), quantiles, table.models)
+
+
+def forecast_grid(series: pd.Series, per_bin: int) -> tuple[pd.Series, int]:
+    """The demand on bins of `per_bin` decisions (means, anchored at the epoch like every grid here)
+    and the offset of the first decision within its bin."""
+    step = series.index[1] - series.index[0]
+    if per_bin == 1:
+        return series, 0
+    coarse = regularize(series, step * per_bin)
+    return coarse, int((series.index[0] - coarse.index[0]) / step)
 
 
 @dataclass(frozen=True)
@@ -348,18 +381,35 @@ def run_comparison(trace_path: str | Path, settings: ReplaySettings | None = Non
     lead = coarse.startup_steps + 1  # new pods arrive after start-up and must last until the next decision
     horizon = max(lead, settings.accuracy_horizon)
     tails = [round(1.0 - level, 6) for level in settings.service_levels]
-    select = settings.forecast.select_horizon or lead
+    # The forecast is made on bins of the start-up (forecasting.resolution), as in the operator.
+    per_bin = steps_per_bin(coarse.startup_steps * coarse.step_seconds, coarse.step_seconds)
+    grid, offset = forecast_grid(series, per_bin)
+    bins = (np.array([first, end - 1]) + offset) // per_bin
+    bin_horizon = (per_bin - 1 + horizon - 1) // per_bin + 1
+    select = settings.forecast.select_horizon or (per_bin - 1 + lead - 1) // per_bin + 1
     config = ForecastConfig(
-        **{**settings.forecast.__dict__, "horizon": horizon, "step": step, "select_horizon": select}
+        **{
+            **settings.forecast.__dict__,
+            "horizon": bin_horizon,
+            "step": step * per_bin,
+            "select_horizon": select,
+        }
     )
-    table = walk_forward_forecasts(
-        series,
-        first,
-        end,
+    table = at_decisions(
+        walk_forward_forecasts(
+            grid,
+            int(bins[0]),
+            int(bins[1]) + 1,
+            horizon=bin_horizon,
+            quantiles=sorted({*REPORTED_QUANTILES, *tails}),
+            config=config,
+            refit_every=int(settings.refit_every / (step * per_bin)),
+        ),
+        per_bin=per_bin,
+        offset=offset,
+        start=first,
+        end=end,
         horizon=horizon,
-        quantiles=sorted({*REPORTED_QUANTILES, *tails}),
-        config=config,
-        refit_every=int(settings.refit_every / step),
     )
     plans = np.asarray(table.mean[:, :lead].max(axis=1), dtype=np.float64)
     units = np.asarray(

@@ -336,14 +336,15 @@ def _register_reconcilers(registry: kopf.OperatorRegistry, settings: Settings) -
         PLURAL,
         id="reconcile_on_timer",
         interval=settings.sample_interval_seconds,
+        sharp=True,  # every interval from the tick's start: the handler and its status patch do not
+        # stretch the period (non-sharp, 200 policies at 5 s ticked at 0.86 of the due rate)
         registry=registry,
     )
     async def reconcile_on_timer(**kwargs: Any) -> None:
         """A sample; then, if a budget is projected to run out before the next tick, another one at
         that instant. The later sample plans from the first one's status (Kopf writes the staged
         status patch only when the handler returns), so nothing is announced twice."""
-        interval = timedelta(seconds=settings.sample_interval_seconds)
-        next_tick = datetime.now(UTC) + interval
+        next_tick = datetime.now(UTC) + timedelta(seconds=settings.sample_interval_seconds)
         plan = await _in_thread(reconcile, kwargs)
         while (
             wait := seconds_until_exhaustion_sample(

@@ -922,6 +922,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         if value is not None:  # the operator process inherits the environment
             os.environ[variable] = str(value)
+    # The operator process runs with the allocator setting of its image (deploy/Dockerfile).
+    os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     if args.policies < args.namespaces or args.policies % args.namespaces:
         parser.error("--policies must be a multiple of --namespaces (the same policies in each)")
     sizes = Sizes(args.deployments, args.policies, args.namespaces, args.sites)

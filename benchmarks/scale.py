@@ -847,7 +847,7 @@ def report(r: Result, memory: Sequence[str]) -> str:
         f"  handlers' own (finops_api_requests_total) per interval: {r.handlers}",
         "",
         f"budget breach -> replicas patched, one policy at a time, {per_policy} Deployments each:",
-        f"  by accrual ({len(r.accrual_last)}, from the ledger crossing; the next timer tick finds it):"
+        f"  by accrual ({len(r.accrual_last)}, from the ledger crossing; a sample at the projected instant):"
         f" first Deployment {quantiles(r.accrual_first)}, last {quantiles(r.accrual_last)}",
         f"  budget lowered below the ledger ({len(r.breach_last)}, the spec change's reconcile finds it):"
         f" first Deployment {quantiles(r.breach_first)}, last {quantiles(r.breach_last)}",

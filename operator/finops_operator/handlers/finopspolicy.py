@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import kopf
 from pydantic import ValidationError
@@ -19,7 +19,7 @@ from finops_operator import metrics
 from finops_operator.api.common import GPU_PRODUCT_LABEL, GROUP, VERSION, LabelSelector
 from finops_operator.api.finopspolicy import FinOpsPolicy, FinOpsPolicySpec, FinOpsPolicyStatus
 from finops_operator.handlers.apply import Applied, apply_intents, apply_plan
-from finops_operator.handlers.execution import read_status, reconcile_in_thread
+from finops_operator.handlers.execution import ResultT, read_status, reconcile_in_thread
 from finops_operator.handlers.prediction import ForecasterCache, predict
 from finops_operator.kube import ApiException, KubeClient
 from finops_operator.planners.plan import PatchWorkload, spec_error_message
@@ -57,7 +57,6 @@ from finops_operator.workloads.templates import pod_template
 
 PLURAL = FinOpsPolicy.meta.plural
 KIND = "FinOpsPolicy"
-ResultT = TypeVar("ResultT")
 OPERATOR_ANNOTATIONS = f"{GROUP}/"
 """The planners read only the operator's own annotations (workloads.annotations): the index keeps
 those and drops the rest, e.g. kubectl's last-applied-configuration, a copy of the whole manifest."""

@@ -1,4 +1,5 @@
-"""The resolution a capacity forecast is made at (pure: the operator and the replay share it).
+"""The resolution the replay forecasts capacity at (pure). At a 5-minute start-up it is the operator's
+own 5-minute query grid; the operator keeps that grid at every lead (docs/BENCHMARKS.md).
 
 A replica asked for now serves only after the start-up, so demand that rises and falls within one
 start-up cannot be followed: capacity started for it arrives too late. For the decision such

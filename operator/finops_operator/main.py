@@ -14,7 +14,7 @@ from finops_operator import metrics, webhooks
 from finops_operator.handlers import admission, edgefleet, finopspolicy, modelreleasegate, sovereignregion
 from finops_operator.handlers.prediction import ForecasterCache
 from finops_operator.handlers.status import RecentWrites
-from finops_operator.kopf_startup import patch_toggle_sets
+from finops_operator.kopf_startup import patch_kopf_startup
 from finops_operator.kube import KubeClient
 from finops_operator.leadership import Leadership, hold
 from finops_operator.settings import Settings
@@ -95,7 +95,7 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings) -> None:
     kopf_settings.watching.chunk_size = 500
     kopf_settings.networking.request_timeout = 60
     kopf_settings.execution.max_workers = 8
-    patch_toggle_sets()  # start-up readiness linear in the objects listed (kopf_startup.py)
+    patch_kopf_startup()  # start-up readiness linear in the objects, no wait for index-only kinds
 
 
 async def run_operator(

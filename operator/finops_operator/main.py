@@ -93,9 +93,13 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings) -> None:
     # start-up every watched kind is listed at once, and the whole of each list in memory at the same
     # time was the operator's peak RSS on a large cluster, which the process keeps.
     kopf_settings.watching.chunk_size = 500
+    # A worker waiting for its object's next event keeps the last one in memory. Kopf waits 5 s; a
+    # burst of events on thousands of objects (the listing, or the pod finalizers of the first
+    # sweep) then holds thousands of bodies at once, and the process keeps that peak. A later event
+    # starts a new worker, which is cheap; the wait for our own patch to come back is not shortened.
+    kopf_settings.queueing.idle_timeout = 0.1
     kopf_settings.networking.request_timeout = 60
     kopf_settings.execution.max_workers = 8
-    patch_kopf_startup()  # start-up readiness linear in the objects, no wait for index-only kinds
 
 
 async def run_operator(
@@ -173,6 +177,7 @@ async def _run_kopf(
     stop_flag: asyncio.Event | None,
     ready_flag: asyncio.Event | None,
 ) -> None:
+    patch_kopf_startup()  # before Kopf binds its processor; kopf_startup.py says why
     await kopf.operator(
         registry=registry,
         standalone=settings.standalone,

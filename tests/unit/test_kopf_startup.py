@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 
 import kopf
+import pytest
 from kopf._cogs.aiokits import aiotoggles
 from kopf._cogs.structs import ephemera, references
 from kopf._core.engines import indexing
 from kopf._core.reactor import inventory, processing
 
+from finops_operator import kopf_startup, main
 from finops_operator.kopf_startup import indexes_only, patch_kopf_startup
+from finops_operator.settings import Settings
 
 
 def test_waiters_wake_once_the_last_off_toggle_is_dropped_and_not_for_each_toggle() -> None:
@@ -123,3 +126,18 @@ def test_an_index_only_object_is_indexed_and_released_while_other_indexes_still_
     on, pod_toggle_left, pods, listing_left = asyncio.run(scenario())
     assert not on and listing_left  # the operator is not ready yet: another kind is still listing
     assert not pod_toggle_left and pods == ["p"]
+
+
+def test_the_operator_installs_the_patches_before_kopf_binds_its_processor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kopf binds ``process_resource_event`` when the operator starts, before any startup handler."""
+    monkeypatch.setattr(processing, "process_resource_event", kopf_startup._process_resource_event)
+    bound: list[object] = []
+
+    async def operator(**_: object) -> None:
+        bound.append(processing.process_resource_event)
+
+    monkeypatch.setattr(kopf, "operator", operator)
+    asyncio.run(main._run_kopf(Settings(), kopf.OperatorRegistry(), None, None))
+    assert bound == [kopf_startup._process_without_waiting_for_indexes]

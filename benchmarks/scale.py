@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gc
 import json
 import math
@@ -52,10 +53,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from kubernetes import watch
+from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import ProtocolError
 
 from benchmarks.fleet_rollout import fleet_manifest, kubectl, request_counts, wait_settled
@@ -660,8 +662,10 @@ def ours_down_up(kube: Kube, sizes: Sizes, proxy: CountingProxy, replicas: Repli
         with ThreadPoolExecutor(8) as pool:
             list(
                 pool.map(
-                    lambda p: kube.custom.patch_namespaced_custom_object(
-                        "finops.dev", "v1alpha1", p[0], "finopspolicies", p[1], body
+                    lambda p: patiently(
+                        lambda: kube.custom.patch_namespaced_custom_object(
+                            "finops.dev", "v1alpha1", p[0], "finopspolicies", p[1], body
+                        )
                     ),
                     policies,
                 )
@@ -683,10 +687,32 @@ def theirs_down_up(binary: str, proxy: CountingProxy, workdir: Path, replicas: R
     return down_up("theirs", lambda: run("--down"), lambda: run("--up"), proxy, replicas)
 
 
+T = TypeVar("T")
+
+
+def patiently(call: Callable[[], T], *, seconds: float = 180.0) -> T:
+    """The benchmark's own request, retried while the API server is overloaded (a 2-core machine at
+    5,000 Deployments answers some with 504 or 429): the harness measures the operator and must not
+    end the run on the control plane's bad minute."""
+    deadline, delay = time.monotonic() + seconds, 1.0
+    while True:
+        try:
+            return call()
+        except (ApiException, ProtocolError) as error:
+            status = getattr(error, "status", None)
+            if (status is not None and status not in (429, 500, 503, 504)) or time.monotonic() > deadline:
+                raise
+            say(f"API server busy ({status or type(error).__name__}); retrying in {delay:g}s")
+            time.sleep(delay)
+            delay = min(2 * delay, 15.0)
+
+
 def _ledger(kube: Kube, namespace: str, name: str) -> tuple[float, float]:
     """(gpuHoursUsed, ledgerTime as a Unix time) of a policy's status."""
-    status = kube.custom.get_namespaced_custom_object(
-        "finops.dev", "v1alpha1", namespace, "finopspolicies", name
+    status = patiently(
+        lambda: kube.custom.get_namespaced_custom_object(
+            "finops.dev", "v1alpha1", namespace, "finopspolicies", name
+        )
     )["status"]
     return float(status["gpuHoursUsed"]), datetime.fromisoformat(status["ledgerTime"]).timestamp()
 
@@ -716,7 +742,9 @@ def breaches(kube: Kube, sizes: Sizes, count: int, result: Result) -> None:
         namespace, name, selector = sizes.namespace(ns), f"p{group:03d}", f"{GROUP_LABEL}=g{group}"
         names = {
             d.metadata.name
-            for d in kube.apps.list_namespaced_deployment(namespace, label_selector=selector).items
+            for d in patiently(
+                functools.partial(kube.apps.list_namespaced_deployment, namespace, label_selector=selector)
+            ).items
         }
         zero: dict[str, float] = {}
         stream: Any = watch.Watch()  # type: ignore[no-untyped-call]
@@ -730,13 +758,17 @@ def breaches(kube: Kube, sizes: Sizes, count: int, result: Result) -> None:
             hours, crossing = crossing_budget(kube, namespace, name, lead=3 * result.interval)
         else:
             hours, crossing = 0.0, time.time()
-        kube.custom.patch_namespaced_custom_object(
-            "finops.dev",
-            "v1alpha1",
-            namespace,
-            "finopspolicies",
-            name,
-            {"spec": {"costLimits": {"dailyGPUHours": hours}}},
+        patch = {"spec": {"costLimits": {"dailyGPUHours": hours}}}
+        patiently(
+            functools.partial(
+                kube.custom.patch_namespaced_custom_object,
+                "finops.dev",
+                "v1alpha1",
+                namespace,
+                "finopspolicies",
+                name,
+                patch,
+            )
         )
         thread.join(120)
         stream.stop()

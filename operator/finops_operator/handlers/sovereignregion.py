@@ -32,6 +32,7 @@ from finops_operator.api.common import GPU_RESOURCE, GROUP, VERSION
 from finops_operator.api.sovereignregion import SovereignRegion, SovereignRegionSpec, SovereignRegionStatus
 from finops_operator.handlers.apply import apply_plan
 from finops_operator.handlers.execution import read_status, reconcile_in_thread
+from finops_operator.handlers.shared_values import shared
 from finops_operator.handlers.status import RecentWrites
 from finops_operator.kube import KubeClient
 from finops_operator.planners import admissionpolicy
@@ -277,7 +278,7 @@ def _register_workload_index(
                 name=name,
                 labels=dict(labels),
                 template_labels=dict(template_labels),
-                pod_spec=placement_spec(pod_spec),
+                pod_spec=shared(placement_spec(pod_spec)),
             )
         }
 

@@ -58,7 +58,7 @@ from typing import Any, TypeVar
 import yaml
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
-from urllib3.exceptions import ProtocolError
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
 from benchmarks.fleet_rollout import fleet_manifest, kubectl, request_counts, wait_settled
 from benchmarks.reconcile_cost import (
@@ -663,8 +663,14 @@ def ours_down_up(kube: Kube, sizes: Sizes, proxy: CountingProxy, replicas: Repli
             list(
                 pool.map(
                     lambda p: patiently(
-                        lambda: kube.custom.patch_namespaced_custom_object(
-                            "finops.dev", "v1alpha1", p[0], "finopspolicies", p[1], body
+                        functools.partial(
+                            kube.custom.patch_namespaced_custom_object,
+                            "finops.dev",
+                            "v1alpha1",
+                            p[0],
+                            "finopspolicies",
+                            p[1],
+                            body,
                         )
                     ),
                     policies,
@@ -688,17 +694,21 @@ def theirs_down_up(binary: str, proxy: CountingProxy, workdir: Path, replicas: R
 
 
 T = TypeVar("T")
+# (connect, read) seconds for the harness's own requests: the API server's own limit is 60 s, so a read
+# that waits longer will never be answered.
+REQUEST_TIMEOUT = (10.0, 75.0)
 
 
-def patiently(call: Callable[[], T], *, seconds: float = 180.0) -> T:
+def patiently(call: Callable[..., T], *, seconds: float = 180.0) -> T:
     """The benchmark's own request, retried while the API server is overloaded (a 2-core machine at
-    5,000 Deployments answers some with 504 or 429): the harness measures the operator and must not
-    end the run on the control plane's bad minute."""
+    5,000 Deployments answers some with 504 or 429, or not at all): the harness measures the operator
+    and must not end, or hang, on the control plane's bad minute. ``call`` takes the kubernetes
+    client's ``_request_timeout``, so a request nobody answers is cut and sent again."""
     deadline, delay = time.monotonic() + seconds, 1.0
     while True:
         try:
-            return call()
-        except (ApiException, ProtocolError) as error:
+            return call(_request_timeout=REQUEST_TIMEOUT)
+        except (ApiException, ProtocolError, ReadTimeoutError) as error:
             status = getattr(error, "status", None)
             if (status is not None and status not in (429, 500, 503, 504)) or time.monotonic() > deadline:
                 raise
@@ -710,8 +720,13 @@ def patiently(call: Callable[[], T], *, seconds: float = 180.0) -> T:
 def _ledger(kube: Kube, namespace: str, name: str) -> tuple[float, float]:
     """(gpuHoursUsed, ledgerTime as a Unix time) of a policy's status."""
     status = patiently(
-        lambda: kube.custom.get_namespaced_custom_object(
-            "finops.dev", "v1alpha1", namespace, "finopspolicies", name
+        functools.partial(
+            kube.custom.get_namespaced_custom_object,
+            "finops.dev",
+            "v1alpha1",
+            namespace,
+            "finopspolicies",
+            name,
         )
     )["status"]
     return float(status["gpuHoursUsed"]), datetime.fromisoformat(status["ledgerTime"]).timestamp()
